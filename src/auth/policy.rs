@@ -1,0 +1,416 @@
+//! Permissions and the policy that grants them: the one source of truth for authorization.
+//!
+//! A permission is granted when the agent's token carries **every** scope the rule lists AND
+//! the agent belongs to **at least one** of the rule's groups. Anything not in the policy is
+//! denied.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Deserialize;
+
+macro_rules! permissions {
+    ($($variant:ident => $name:literal, $label:literal;)*) => {
+        /// One portal operation.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Permission { $($variant,)* }
+
+        impl Permission {
+            pub const ALL: &'static [Permission] = &[$(Permission::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(Permission::$variant => $name,)* }
+            }
+
+            /// What the permission lets an agent do, in plain words.
+            pub fn label(self) -> &'static str {
+                match self { $(Permission::$variant => $label,)* }
+            }
+
+            pub fn parse(name: &str) -> Option<Permission> {
+                match name { $($name => Some(Permission::$variant),)* _ => None }
+            }
+        }
+
+        /// One zero-sized marker type per permission, for `Require<perm::UsersRead>`.
+        pub mod perm {
+            $(
+                #[derive(Debug, Clone, Copy)]
+                pub struct $variant;
+                impl super::PermissionMarker for $variant {
+                    const PERMISSION: super::Permission = super::Permission::$variant;
+                }
+            )*
+        }
+    };
+}
+
+permissions! {
+    UsersRead => "users.read", "Search and view users";
+    UsersCreate => "users.create", "Create users";
+    UsersDeactivate => "users.deactivate", "Deactivate users";
+    UsersReactivate => "users.reactivate", "Activate and reactivate users";
+    UsersSuspend => "users.suspend", "Suspend users";
+    UsersUnsuspend => "users.unsuspend", "Unsuspend users";
+    UsersUnlock => "users.unlock", "Unlock users";
+    UsersResetPassword => "users.reset_password", "Reset passwords";
+    UsersExpirePassword => "users.expire_password", "Expire passwords";
+    UsersDelete => "users.delete", "Delete deactivated users";
+    UsersProtected => "users.protected", "Change protected users";
+    FactorsRead => "factors.read", "View MFA factors";
+    FactorsEnroll => "factors.enroll", "Enroll MFA factors";
+    FactorsReset => "factors.reset", "Reset MFA factors";
+    AuditRead => "audit.read", "Review activity";
+    AuditExport => "audit.export", "Export activity";
+}
+
+/// Links a marker type to its permission.
+pub trait PermissionMarker: Send + Sync + 'static {
+    const PERMISSION: Permission;
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A rule as written in configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// All of these scopes must be in the token.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// The agent must be in at least one of these groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// A standalone policy file: `[permissions."users.read"] scopes = [...] groups = [...]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    pub permissions: BTreeMap<String, RuleSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub scopes: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+/// The compiled policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    rules: BTreeMap<Permission, Rule>,
+}
+
+pub const AGENTS: &str = "Portal-Agents";
+pub const MANAGERS: &str = "Portal-Managers";
+pub const ADMINS: &str = "Portal-Admins";
+
+/// Why a permission was granted or refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub permission: Permission,
+    pub allowed: bool,
+    /// Scopes the rule needs that the token lacks.
+    pub missing_scopes: Vec<String>,
+    /// Set when the agent is in none of the accepted groups.
+    pub missing_group: bool,
+    /// The rule, if the policy has one for this permission.
+    pub rule: Option<Rule>,
+}
+
+impl Decision {
+    /// A plain sentence explaining the decision.
+    pub fn explanation(&self) -> String {
+        let Some(rule) = &self.rule else {
+            return "The policy does not grant this permission to anyone.".to_string();
+        };
+        if self.allowed {
+            return format!(
+                "Granted: your token has {} and you are in {}.",
+                list_or_none(&rule.scopes),
+                one_of(&rule.groups)
+            );
+        }
+        let mut parts = Vec::new();
+        if !self.missing_scopes.is_empty() {
+            parts.push(format!(
+                "your token lacks the scope{} {}",
+                if self.missing_scopes.len() > 1 {
+                    "s"
+                } else {
+                    ""
+                },
+                self.missing_scopes.join(", ")
+            ));
+        }
+        if self.missing_group {
+            parts.push(format!("you are not in {}", one_of(&rule.groups)));
+        }
+        format!("Denied: {}.", parts.join(" and "))
+    }
+
+    /// What the rule requires, in one line.
+    pub fn requirement(&self) -> String {
+        match &self.rule {
+            None => "not granted by the policy".to_string(),
+            Some(rule) => format!(
+                "scopes {} and membership of {}",
+                list_or_none(&rule.scopes),
+                one_of(&rule.groups)
+            ),
+        }
+    }
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "(none)".to_string()
+    } else {
+        items.join(", ")
+    }
+}
+
+fn one_of(groups: &[String]) -> String {
+    match groups.len() {
+        0 => "no group (nobody qualifies)".to_string(),
+        1 => groups[0].clone(),
+        _ => format!("one of {}", groups.join(", ")),
+    }
+}
+
+impl Policy {
+    /// The built-in policy: it mirrors the demo authorization server's access rules.
+    pub fn default_rules() -> BTreeMap<String, RuleSpec> {
+        use Permission::*;
+        let agents = vec![AGENTS.to_string(), MANAGERS.to_string()];
+        let managers = vec![MANAGERS.to_string()];
+        let rule = |scope: &str, groups: &Vec<String>| RuleSpec {
+            scopes: vec![scope.to_string()],
+            groups: groups.clone(),
+        };
+        let mut m = BTreeMap::new();
+        for (p, scope, groups) in [
+            (UsersRead, "admin.users.read", &agents),
+            (UsersCreate, "admin.users.create", &agents),
+            (UsersDeactivate, "admin.users.lifecycle", &agents),
+            (UsersReactivate, "admin.users.lifecycle", &agents),
+            (UsersSuspend, "admin.users.lifecycle", &agents),
+            (UsersUnsuspend, "admin.users.lifecycle", &agents),
+            (UsersUnlock, "admin.users.lifecycle", &agents),
+            (UsersResetPassword, "admin.users.lifecycle", &agents),
+            (UsersExpirePassword, "admin.users.lifecycle", &agents),
+            (UsersDelete, "admin.users.delete", &managers),
+            (FactorsRead, "admin.factors.read", &agents),
+            (FactorsEnroll, "admin.factors.manage", &agents),
+            (FactorsReset, "admin.factors.manage", &agents),
+            (AuditRead, "admin.audit.read", &managers),
+            (AuditExport, "admin.audit.read", &managers),
+        ] {
+            m.insert(p.as_str().to_string(), rule(scope, groups));
+        }
+        m.insert(
+            UsersProtected.as_str().to_string(),
+            rule("admin.users.lifecycle", &vec![ADMINS.to_string()]),
+        );
+        m
+    }
+
+    /// Compiles rules, checking every permission name and every scope. Scopes must be among
+    /// those the portal requests at sign-in (`known_scopes`), otherwise no token could ever
+    /// carry them.
+    pub fn compile(
+        source: Option<BTreeMap<String, RuleSpec>>,
+        known_scopes: &[String],
+    ) -> Result<Policy, Vec<String>> {
+        let source = source.unwrap_or_else(Self::default_rules);
+        let mut errors = Vec::new();
+        let mut rules = BTreeMap::new();
+        for (name, spec) in source {
+            let Some(permission) = Permission::parse(&name) else {
+                let known: Vec<&str> = Permission::ALL.iter().map(|p| p.as_str()).collect();
+                errors.push(format!(
+                    "unknown permission \"{name}\" (known: {})",
+                    known.join(", ")
+                ));
+                continue;
+            };
+            for scope in &spec.scopes {
+                if !known_scopes.iter().any(|k| k == scope) {
+                    errors.push(format!(
+                        "permission \"{name}\" needs scope \"{scope}\", which is not in oidc.scopes, so no token can carry it"
+                    ));
+                }
+            }
+            if spec.groups.is_empty() {
+                errors.push(format!(
+                    "permission \"{name}\" lists no groups; list at least one group (remove the rule to deny it)"
+                ));
+            }
+            rules.insert(
+                permission,
+                Rule {
+                    scopes: spec.scopes,
+                    groups: spec.groups,
+                },
+            );
+        }
+        if errors.is_empty() {
+            Ok(Policy { rules })
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn decide(
+        &self,
+        permission: Permission,
+        scopes: &BTreeSet<String>,
+        groups: &BTreeSet<String>,
+    ) -> Decision {
+        let Some(rule) = self.rules.get(&permission) else {
+            return Decision {
+                permission,
+                allowed: false,
+                missing_scopes: Vec::new(),
+                missing_group: false,
+                rule: None,
+            };
+        };
+        let missing_scopes: Vec<String> = rule
+            .scopes
+            .iter()
+            .filter(|s| !scopes.contains(*s))
+            .cloned()
+            .collect();
+        let missing_group = !rule.groups.iter().any(|g| groups.contains(g));
+        Decision {
+            permission,
+            allowed: missing_scopes.is_empty() && !missing_group,
+            missing_scopes,
+            missing_group,
+            rule: Some(rule.clone()),
+        }
+    }
+
+    /// Every permission with its decision, in declaration order.
+    pub fn table(&self, scopes: &BTreeSet<String>, groups: &BTreeSet<String>) -> Vec<Decision> {
+        Permission::ALL
+            .iter()
+            .map(|p| self.decide(*p, scopes, groups))
+            .collect()
+    }
+
+    /// The set of permissions granted.
+    pub fn granted(
+        &self,
+        scopes: &BTreeSet<String>,
+        groups: &BTreeSet<String>,
+    ) -> BTreeSet<Permission> {
+        self.table(scopes, groups)
+            .into_iter()
+            .filter(|d| d.allowed)
+            .map(|d| d.permission)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn default_policy() -> Policy {
+        let scopes: Vec<String> = crate::config::default_scopes();
+        Policy::compile(None, &scopes).expect("default policy compiles")
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for p in Permission::ALL {
+            assert_eq!(Permission::parse(p.as_str()), Some(*p));
+        }
+        assert_eq!(Permission::parse("users.fly"), None);
+    }
+
+    #[test]
+    fn needs_all_scopes_and_one_group() {
+        let policy = default_policy();
+        let agent_scopes = set(&["admin.users.read", "admin.users.lifecycle"]);
+        let d = policy.decide(Permission::UsersRead, &agent_scopes, &set(&[AGENTS]));
+        assert!(d.allowed);
+        let d = policy.decide(Permission::UsersRead, &agent_scopes, &set(&["Everyone"]));
+        assert!(!d.allowed);
+        assert!(d.missing_group);
+        assert!(
+            d.explanation()
+                .contains("you are not in one of Portal-Agents, Portal-Managers")
+        );
+        let d = policy.decide(Permission::UsersDelete, &agent_scopes, &set(&[MANAGERS]));
+        assert!(!d.allowed);
+        assert_eq!(d.missing_scopes, vec!["admin.users.delete".to_string()]);
+        assert_eq!(
+            d.explanation(),
+            "Denied: your token lacks the scope admin.users.delete."
+        );
+    }
+
+    #[test]
+    fn delete_and_audit_are_for_managers_only() {
+        let policy = default_policy();
+        let all = set(&["admin.users.delete", "admin.audit.read"]);
+        for p in [
+            Permission::UsersDelete,
+            Permission::AuditRead,
+            Permission::AuditExport,
+        ] {
+            assert!(!policy.decide(p, &all, &set(&[AGENTS])).allowed, "{p}");
+            assert!(policy.decide(p, &all, &set(&[MANAGERS])).allowed, "{p}");
+        }
+    }
+
+    #[test]
+    fn permission_missing_from_policy_is_denied() {
+        let mut rules = BTreeMap::new();
+        rules.insert(
+            "users.read".to_string(),
+            RuleSpec {
+                scopes: vec!["admin.users.read".into()],
+                groups: vec![AGENTS.into()],
+            },
+        );
+        let policy = Policy::compile(Some(rules), &["admin.users.read".to_string()]).unwrap();
+        let d = policy.decide(
+            Permission::UsersCreate,
+            &set(&["admin.users.read"]),
+            &set(&[AGENTS]),
+        );
+        assert!(!d.allowed);
+        assert!(d.rule.is_none());
+        assert_eq!(
+            d.explanation(),
+            "The policy does not grant this permission to anyone."
+        );
+    }
+
+    #[test]
+    fn rule_without_groups_is_rejected() {
+        let mut rules = BTreeMap::new();
+        rules.insert(
+            "users.read".to_string(),
+            RuleSpec {
+                scopes: vec![],
+                groups: vec![],
+            },
+        );
+        let errs = Policy::compile(Some(rules), &[]).unwrap_err();
+        assert!(errs[0].contains("lists no groups"), "{errs:?}");
+    }
+}

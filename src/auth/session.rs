@@ -1,0 +1,147 @@
+//! The typed session: what the portal keeps server-side about a signed-in agent.
+//!
+//! Only the session id reaches the browser (an HttpOnly cookie); tokens stay in the store.
+
+use std::collections::BTreeSet;
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
+
+use crate::error::AppError;
+
+pub const AGENT_KEY: &str = "agent";
+pub const PENDING_LOGIN_KEY: &str = "pending_login";
+pub const CSRF_KEY: &str = "csrf";
+pub const FLASH_KEY: &str = "flash";
+
+/// Tokens from the provider; never rendered, never logged (`Debug` is redacted).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct StoredTokens {
+    #[serde(with = "secret_string")]
+    pub access_token: SecretString,
+    #[serde(with = "opt_secret_string", default)]
+    pub refresh_token: Option<SecretString>,
+    #[serde(with = "secret_string")]
+    pub id_token: SecretString,
+}
+
+impl std::fmt::Debug for StoredTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoredTokens(..)")
+    }
+}
+
+/// The signed-in agent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentSession {
+    /// The provider's subject (Okta user id).
+    pub sub: String,
+    pub login: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub groups: BTreeSet<String>,
+    pub scopes: BTreeSet<String>,
+    pub tokens: StoredTokens,
+    /// Unix seconds when the access token expires.
+    pub access_expires_at: i64,
+    /// Unix seconds of sign-in (for the absolute timeout).
+    pub signed_in_at: i64,
+}
+
+/// A sign-in in progress: what the callback must check.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PendingLogin {
+    pub state: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    pub return_to: String,
+    pub started_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Flash {
+    pub kind: FlashKind,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum FlashKind {
+    Success,
+    Info,
+    Warning,
+}
+
+impl FlashKind {
+    pub fn css(self) -> &'static str {
+        match self {
+            FlashKind::Success => "success",
+            FlashKind::Info => "info",
+            FlashKind::Warning => "warning",
+        }
+    }
+}
+
+pub async fn agent(session: &Session) -> Result<Option<AgentSession>, AppError> {
+    Ok(session.get::<AgentSession>(AGENT_KEY).await?)
+}
+
+pub async fn push_flash(
+    session: &Session,
+    kind: FlashKind,
+    text: impl Into<String>,
+) -> Result<(), AppError> {
+    let mut flashes: Vec<Flash> = session.get(FLASH_KEY).await?.unwrap_or_default();
+    flashes.push(Flash {
+        kind,
+        text: text.into(),
+    });
+    session.insert(FLASH_KEY, flashes).await?;
+    Ok(())
+}
+
+pub async fn take_flashes(session: &Session) -> Result<Vec<Flash>, AppError> {
+    Ok(session
+        .remove::<Vec<Flash>>(FLASH_KEY)
+        .await?
+        .unwrap_or_default())
+}
+
+/// The session's CSRF token, created on first use.
+pub async fn csrf_token(session: &Session) -> Result<String, AppError> {
+    if let Some(token) = session.get::<String>(CSRF_KEY).await? {
+        return Ok(token);
+    }
+    let token = crate::auth::random_urlsafe(32);
+    session.insert(CSRF_KEY, &token).await?;
+    Ok(token)
+}
+
+mod secret_string {
+    use secrecy::{ExposeSecret, SecretString};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(value.expose_secret())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
+        Ok(SecretString::from(String::deserialize(d)?))
+    }
+}
+
+mod opt_secret_string {
+    use secrecy::{ExposeSecret, SecretString};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(v) => s.serialize_some(v.expose_secret()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+        Ok(Option::<String>::deserialize(d)?.map(SecretString::from))
+    }
+}

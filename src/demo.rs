@@ -1,0 +1,95 @@
+//! `admin-portal demo`: the simulator, the portal and a SQLite file, seeded, in one process.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use secrecy::SecretString;
+use url::Url;
+
+use crate::config::{
+    Config, DatabaseConfig, OidcConfig, OktaConfig, PolicyConfig, ServerConfig, SessionConfig,
+};
+use crate::okta_sim::{self, DEMO_ACCOUNTS, DEMO_PASSWORD, SimOptions};
+use crate::startup::{Application, shutdown_signal};
+
+/// A portal configuration pointing at a simulator with the given base URL.
+pub fn config_for_simulator(
+    sim_base: &str,
+    bind: SocketAddr,
+    database_url: String,
+) -> anyhow::Result<Config> {
+    Ok(Config {
+        server: ServerConfig {
+            bind,
+            public_base_url: None,
+            tls_terminated: false,
+        },
+        oidc: OidcConfig {
+            issuer: Url::parse(&format!("{sim_base}/oauth2/{}", okta_sim::AUTH_SERVER_ID))?,
+            client_id: okta_sim::PORTAL_CLIENT_ID.to_string(),
+            client_secret: SecretString::from(okta_sim::PORTAL_CLIENT_SECRET),
+            redirect_path: "/auth/callback".into(),
+            post_logout_path: "/signed-out".into(),
+            scopes: crate::config::default_scopes(),
+            groups_claim: "groups".into(),
+            scopes_claim: "scp".into(),
+            access_token_audience: okta_sim::AUDIENCE.into(),
+            leeway_seconds: 60,
+            discovery_ttl_seconds: 3600,
+        },
+        okta: OktaConfig {
+            org_url: Url::parse(sim_base)?,
+            api_token: Some(SecretString::from("demo-ssws-token")),
+        },
+        database: DatabaseConfig {
+            url: database_url,
+            max_connections: 10,
+        },
+        session: SessionConfig::default(),
+        policy: PolicyConfig::default(),
+    })
+}
+
+pub async fn run(port: u16, sim_port: u16, data_dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(data_dir)?;
+    let sim = okta_sim::spawn(
+        SocketAddr::from(([127, 0, 0, 1], sim_port)),
+        SimOptions::default(),
+    )
+    .await?;
+    let db_path = data_dir.join("admin-portal.db");
+    let config = config_for_simulator(
+        sim.base_url(),
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        format!("sqlite://{}", db_path.display()),
+    )?;
+    let valid = config.validate().map_err(|problems| {
+        anyhow::anyhow!("demo configuration invalid: {}", problems.join("; "))
+    })?;
+    let app = Application::build(valid).await?;
+    sim.state
+        .register_client(okta_sim::portal_client(&app.base_url()));
+
+    println!();
+    println!("  admin-portal demo");
+    println!("  ─────────────────");
+    println!("  Portal:          {}/", app.base_url());
+    println!(
+        "  Okta simulator:  {} (issuer {})",
+        sim.base_url(),
+        sim.issuer()
+    );
+    println!("  Database:        {}", db_path.display());
+    println!();
+    println!("  Demo accounts (password for all: {DEMO_PASSWORD})");
+    for account in DEMO_ACCOUNTS {
+        println!("    {:<22} {}", account.login, account.what);
+    }
+    println!();
+    println!("  Press Ctrl-C to stop.");
+    println!();
+
+    app.run_until_stopped(shutdown_signal()).await?;
+    sim.stop().await;
+    Ok(())
+}

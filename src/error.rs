@@ -1,0 +1,214 @@
+//! One error type for every handler, with one status mapping.
+//!
+//! `AppError::into_response` only decides the status and the words; the `render_errors`
+//! middleware (in `web::errors`) turns that into a full page, an htmx fragment or a JSON
+//! problem, with the request id, because only it sees the request.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::auth::policy::Decision;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// No session, or it ended. `return_to` is where to come back after signing in.
+    #[error("sign-in required")]
+    Unauthenticated { return_to: Option<String> },
+    /// The policy refuses this permission.
+    #[error("permission {} denied", .0.permission)]
+    Forbidden(Box<Decision>),
+    /// The request carried no valid CSRF token.
+    #[error("CSRF check failed")]
+    Csrf,
+    #[error("not found")]
+    NotFound,
+    /// A sign-in could not be completed; shown with a link to try again.
+    #[error("sign-in failed: {0}")]
+    SignIn(String),
+    /// The identity provider or Okta failed.
+    #[error("upstream failure: {0}")]
+    Upstream(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<tower_sessions::session::Error> for AppError {
+    fn from(e: tower_sessions::session::Error) -> Self {
+        AppError::Internal(anyhow::Error::new(e).context("session store"))
+    }
+}
+
+impl From<askama::Error> for AppError {
+    fn from(e: askama::Error) -> Self {
+        AppError::Internal(anyhow::Error::new(e).context("template rendering"))
+    }
+}
+
+/// What the error renderer needs; attached to the response as an extension.
+#[derive(Debug, Clone)]
+pub struct ErrorReport {
+    pub status: StatusCode,
+    pub title: String,
+    pub message: String,
+    /// For 403: the permission and what it needs.
+    pub permission: Option<(String, String, String)>,
+    /// Offer a "try again" link to this URL.
+    pub retry: Option<String>,
+    /// Send the browser here instead (sign-in).
+    pub redirect: Option<String>,
+    /// Internal detail for the log only, never shown.
+    pub internal: Option<String>,
+}
+
+impl AppError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) | AppError::Csrf => StatusCode::FORBIDDEN,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::SignIn(_) => StatusCode::BAD_REQUEST,
+            AppError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn report(&self) -> ErrorReport {
+        let status = self.status();
+        let mut report = ErrorReport {
+            status,
+            title: String::new(),
+            message: String::new(),
+            permission: None,
+            retry: None,
+            redirect: None,
+            internal: None,
+        };
+        match self {
+            AppError::Unauthenticated { return_to } => {
+                report.title = "Sign-in required".into();
+                report.message = "Your session has ended. Sign in to continue.".into();
+                let target = match return_to {
+                    Some(path) => format!(
+                        "/auth/login?return_to={}",
+                        url::form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>()
+                    ),
+                    None => "/auth/login".to_string(),
+                };
+                report.redirect = Some(target);
+            }
+            AppError::Forbidden(decision) => {
+                report.title = "Not allowed".into();
+                report.message = format!(
+                    "You do not have the permission “{}” ({}).",
+                    decision.permission,
+                    decision.permission.label().to_lowercase()
+                );
+                report.permission = Some((
+                    decision.permission.to_string(),
+                    decision.requirement(),
+                    decision.explanation(),
+                ));
+            }
+            AppError::Csrf => {
+                report.title = "Request refused".into();
+                report.message = "This form has expired or did not come from the portal. Reload the page and try again.".into();
+            }
+            AppError::NotFound => {
+                report.title = "Not found".into();
+                report.message = "There is nothing at this address.".into();
+            }
+            AppError::SignIn(message) => {
+                report.title = "Sign-in failed".into();
+                report.message = message.clone();
+                report.retry = Some("/auth/login".into());
+            }
+            AppError::Upstream(detail) => {
+                report.title = "A service the portal depends on failed".into();
+                report.message =
+                    "The identity provider did not answer as expected. Try again in a moment."
+                        .into();
+                report.internal = Some(detail.clone());
+            }
+            AppError::Internal(e) => {
+                report.title = "Something went wrong".into();
+                report.message =
+                    "The portal could not complete this request. Nothing was changed.".into();
+                report.internal = Some(format!("{e:#}"));
+            }
+        }
+        report
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let report = self.report();
+        let mut response = report.status.into_response();
+        response.extensions_mut().insert(report);
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::policy::{Permission, Policy};
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn status_mapping() {
+        let policy = Policy::compile(None, &crate::config::default_scopes()).unwrap();
+        let decision = policy.decide(Permission::AuditRead, &BTreeSet::new(), &BTreeSet::new());
+        let cases = [
+            (AppError::Unauthenticated { return_to: None }, 401),
+            (AppError::Forbidden(Box::new(decision)), 403),
+            (AppError::Csrf, 403),
+            (AppError::NotFound, 404),
+            (AppError::SignIn("x".into()), 400),
+            (AppError::Upstream("x".into()), 502),
+            (AppError::Internal(anyhow::anyhow!("boom")), 500),
+        ];
+        for (error, status) in cases {
+            assert_eq!(error.status().as_u16(), status, "{error:?}");
+            let response = error.into_response();
+            assert_eq!(response.status().as_u16(), status);
+            assert!(response.extensions().get::<ErrorReport>().is_some());
+        }
+    }
+
+    #[test]
+    fn internal_details_are_not_in_the_message() {
+        let report = AppError::Internal(anyhow::anyhow!("password=hunter2 in SQL")).report();
+        assert!(!report.message.contains("hunter2"));
+        assert!(report.internal.unwrap().contains("hunter2"));
+    }
+
+    #[test]
+    fn forbidden_names_the_permission_and_requirement() {
+        let policy = Policy::compile(None, &crate::config::default_scopes()).unwrap();
+        let decision = policy.decide(Permission::AuditRead, &BTreeSet::new(), &BTreeSet::new());
+        let report = AppError::Forbidden(Box::new(decision)).report();
+        let (perm, needs, why) = report.permission.unwrap();
+        assert_eq!(perm, "audit.read");
+        assert_eq!(
+            needs,
+            "scopes admin.audit.read and membership of Portal-Managers"
+        );
+        assert!(
+            why.starts_with("Denied: your token lacks the scope admin.audit.read"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn unauthenticated_redirect_encodes_return_path() {
+        let report = AppError::Unauthenticated {
+            return_to: Some("/me?a=1&b=2".into()),
+        }
+        .report();
+        assert_eq!(
+            report.redirect.as_deref(),
+            Some("/auth/login?return_to=%2Fme%3Fa%3D1%26b%3D2")
+        );
+    }
+}

@@ -1,0 +1,17 @@
+//! admin-portal: a server-rendered internal admin portal in front of Okta.
+
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod okta_sim;
+pub mod routes;
+pub mod session_store;
+pub mod startup;
+pub mod state;
+pub mod web;
+
+pub use config::{Config, ValidConfig};
+pub use startup::{Application, RunningApp};

@@ -1,0 +1,142 @@
+//! The command line. All behaviour lives in the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use admin_portal::config::Config;
+use admin_portal::startup::{Application, shutdown_signal};
+use admin_portal::{demo, okta_sim};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "admin-portal",
+    version,
+    about = "Internal admin portal in front of Okta"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the portal with a configuration file (plus ADMIN_PORTAL__… overrides).
+    Serve {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Run the Okta simulator, the portal and SQLite together, seeded, for a try-out.
+    Demo {
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Port of the Okta simulator (default: the portal's port + 1).
+        #[arg(long)]
+        sim_port: Option<u16>,
+        #[arg(long, default_value = "demo-data")]
+        data_dir: PathBuf,
+    },
+    /// Validate a configuration and print every problem (exit 1 if any).
+    CheckConfig {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Run only the Okta simulator, to point a portal at it like at a real org.
+    OktaSim {
+        #[arg(long, default_value_t = 8081)]
+        port: u16,
+        /// Register the portal client for a portal at this URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        portal_url: String,
+    },
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+fn load(config: Option<&std::path::Path>) -> Result<admin_portal::ValidConfig, Vec<String>> {
+    Config::load(config)?.validate()
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Serve { config } => match load(config.as_deref()) {
+            Ok(valid) => serve(valid).await,
+            Err(problems) => return print_problems(&problems),
+        },
+        Command::Demo {
+            port,
+            sim_port,
+            data_dir,
+        } => demo::run(port, sim_port.unwrap_or(port.saturating_add(1)), &data_dir).await,
+        Command::CheckConfig { config } => {
+            return match load(config.as_deref()) {
+                Ok(valid) => {
+                    println!("Configuration is valid.");
+                    for (key, value) in valid.config.redacted_summary() {
+                        println!("  {key:<34} {value}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(problems) => print_problems(&problems),
+            };
+        }
+        Command::OktaSim { port, portal_url } => okta_sim_only(port, &portal_url).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_problems(problems: &[String]) -> ExitCode {
+    eprintln!("The configuration has {} problem(s):", problems.len());
+    for p in problems {
+        eprintln!("  - {p}");
+    }
+    ExitCode::FAILURE
+}
+
+async fn serve(valid: admin_portal::ValidConfig) -> anyhow::Result<()> {
+    let app = Application::build(valid).await?;
+    tracing::info!(url = %app.base_url(), backend = app.state.db.backend(), "admin-portal listening");
+    app.run_until_stopped(shutdown_signal()).await
+}
+
+async fn okta_sim_only(port: u16, portal_url: &str) -> anyhow::Result<()> {
+    let sim = okta_sim::spawn(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        okta_sim::SimOptions::default(),
+    )
+    .await?;
+    sim.state
+        .register_client(okta_sim::portal_client(portal_url));
+    println!(
+        "Okta simulator at {} (issuer {})",
+        sim.base_url(),
+        sim.issuer()
+    );
+    println!(
+        "Portal client: {} / {}",
+        okta_sim::PORTAL_CLIENT_ID,
+        okta_sim::PORTAL_CLIENT_SECRET
+    );
+    println!("Demo password: {}", okta_sim::DEMO_PASSWORD);
+    shutdown_signal().await;
+    sim.stop().await;
+    Ok(())
+}

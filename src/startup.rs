@@ -1,0 +1,206 @@
+//! Builds the application from a validated configuration and runs it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::session_store::ExpiredDeletion;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+use crate::audit::AuditStore;
+use crate::auth::oidc::Oidc;
+use crate::config::ValidConfig;
+use crate::db::Database;
+use crate::session_store::DbSessionStore;
+use crate::state::AppState;
+use crate::web::assets::Assets;
+
+pub const USER_AGENT: &str = concat!("admin-portal/", env!("CARGO_PKG_VERSION"));
+
+/// Installs the TLS crypto provider once per process.
+pub fn init_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The one HTTP client for outbound calls: timeouts, no redirects, our user agent.
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    init_tls();
+    Ok(reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(15))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?)
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    addr: SocketAddr,
+    pub state: AppState,
+    sessions: DbSessionStore,
+}
+
+impl Application {
+    /// Connects the database, binds the listener (port 0 picks one) and wires everything.
+    pub async fn build(valid: ValidConfig) -> anyhow::Result<Application> {
+        let ValidConfig { config, policy } = valid;
+        let listener = TcpListener::bind(config.server.bind).await?;
+        let addr = listener.local_addr()?;
+        let public_base = config.public_base(addr);
+        let http = http_client()?;
+        let db = Database::connect(&config.database).await?;
+        let sessions = DbSessionStore::new(&db).await?;
+        let oidc = Oidc::new(http, config.oidc.clone(), &public_base)?;
+        // Load the provider's metadata now; a provider that is down at start-up is retried
+        // on first use and reported by /readyz.
+        if !oidc.ready().await {
+            tracing::warn!(issuer = %config.oidc.issuer, "OpenID Provider discovery failed; will retry");
+        }
+        let secure = config.secure_cookies();
+        let session_layer = SessionManagerLayer::new(sessions.clone())
+            .with_name(if secure {
+                "__Host-portal_session"
+            } else {
+                "portal_session"
+            })
+            .with_secure(secure)
+            .with_http_only(true)
+            .with_same_site(SameSite::Lax)
+            .with_path("/")
+            .with_expiry(Expiry::OnInactivity(time::Duration::minutes(
+                config.session.idle_timeout_minutes as i64,
+            )));
+        let state = AppState {
+            config: Arc::new(config),
+            policy: Arc::new(policy),
+            oidc: Arc::new(oidc),
+            audit: AuditStore::new(db.clone()),
+            db,
+            assets: Arc::new(Assets::new()),
+            public_base,
+        };
+        let router = crate::routes::router(state.clone(), session_layer);
+        Ok(Application {
+            listener,
+            router,
+            addr,
+            state,
+            sessions,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn base_url(&self) -> String {
+        self.state
+            .public_base
+            .as_str()
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// Serves until `shutdown` resolves.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let sessions = self.sessions.clone();
+        let cleanup = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(300));
+            loop {
+                tick.tick().await;
+                if let Err(e) = sessions.delete_expired().await {
+                    tracing::warn!(error = %e, "deleting expired sessions failed");
+                }
+            }
+        });
+        let result = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        cleanup.abort();
+        result.map_err(Into::into)
+    }
+
+    /// Runs in the background; the handle stops it.
+    pub fn spawn(self) -> RunningApp {
+        let addr = self.addr;
+        let base_url = self.base_url();
+        let state = self.state.clone();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let stopped = async {
+                let _ = rx.await;
+            };
+            if let Err(e) = self.run_until_stopped(stopped).await {
+                tracing::error!(error = %e, "portal stopped with an error");
+            }
+        });
+        RunningApp {
+            addr,
+            base_url,
+            state,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+}
+
+pub struct RunningApp {
+    pub addr: SocketAddr,
+    pub base_url: String,
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl RunningApp {
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,24 @@
+//! Application state, built once at start-up and passed to every handler.
+
+use std::sync::Arc;
+
+use url::Url;
+
+use crate::audit::AuditStore;
+use crate::auth::oidc::Oidc;
+use crate::auth::policy::Policy;
+use crate::config::Config;
+use crate::db::Database;
+use crate::web::assets::Assets;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub policy: Arc<Policy>,
+    pub oidc: Arc<Oidc>,
+    pub audit: AuditStore,
+    pub db: Database,
+    pub assets: Arc<Assets>,
+    /// The URL people use to reach the portal.
+    pub public_base: Url,
+}

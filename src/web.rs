@@ -1,0 +1,8 @@
+//! HTML pages, by feature.
+
+pub mod activity;
+pub mod assets;
+pub mod auth;
+pub mod errors;
+pub mod layout;
+pub mod pages;
