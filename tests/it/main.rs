@@ -1,1 +1,13 @@
+//! The integration suite: one binary, the real simulator and the real portal.
+//!
+//! Set `ADMIN_PORTAL_TEST_POSTGRES_URL` (e.g. postgres://postgres@127.0.0.1:5432/test) to run
+//! it against PostgreSQL instead of SQLite.
 
+mod auth;
+mod browser;
+mod cli;
+mod csrf;
+mod helpers;
+mod policy;
+mod sim;
+mod web;

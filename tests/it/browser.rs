@@ -1,0 +1,134 @@
+//! Browser tests in a real headless Chromium driven through chromedriver (WebDriver).
+//!
+//! Outside CI, a machine without `chromium` and `chromium-driver` skips these loudly; in CI
+//! (`CI` set) a missing browser is a failure.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::helpers::*;
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+pub struct Driver {
+    child: Child,
+    pub client: Client,
+    _profile: PathBuf,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Starts chromedriver and a headless Chromium session, or returns `None` (skip) when the
+/// browser is not installed outside CI.
+pub async fn driver() -> Option<Driver> {
+    if !Path::new(CHROMEDRIVER).exists() || !Path::new(CHROMIUM).exists() {
+        if std::env::var_os("CI").is_some() {
+            panic!("CI must run the browser tests: install the Debian packages chromium and chromium-driver");
+        }
+        eprintln!("\n*** SKIPPING BROWSER TEST: {CHROMIUM} or {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver) ***\n");
+        return None;
+    }
+    let port = free_port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let profile = std::env::temp_dir().join(format!("admin-portal-chrome-{}", uuid::Uuid::new_v4().simple()));
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-dev-shm-usage", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--window-size=1280,900",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let mut last_error = None;
+    for _ in 0..50 {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector).capabilities(caps.clone()).connect(&url).await {
+            Ok(client) => {
+                return Some(Driver {
+                    child,
+                    client,
+                    _profile: profile,
+                });
+            }
+            Err(e) => {
+                last_error = Some(e.to_string());
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    panic!("chromedriver did not start: {last_error:?}");
+}
+
+/// Where screenshots are kept (a CI artifact folder).
+pub fn artifact(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-artifacts");
+    std::fs::create_dir_all(&dir).expect("artifact dir");
+    dir.join(name)
+}
+
+pub async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
+    client
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("waiting for {css}: {e}"))
+}
+
+#[tokio::test]
+async fn agent_signs_in_through_the_provider_page_sees_their_name_and_signs_out() {
+    let Some(driver) = driver().await else { return };
+    let t = TestApp::spawn().await;
+    let c = &driver.client;
+    c.goto(&t.url("/")).await.expect("open portal");
+    // The provider's sign-in page.
+    wait_for(c, "#username").await.send_keys(AGENT).await.unwrap();
+    c.find(Locator::Css("#password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    c.find(Locator::Css("#sim-submit")).await.unwrap().click().await.unwrap();
+    // Back in the portal, signed in.
+    let name = wait_for(c, "#agent-name").await.text().await.unwrap();
+    assert_eq!(name, "Alex Agent");
+    assert_eq!(c.current_url().await.unwrap().as_str(), t.url("/"));
+    std::fs::write(artifact("home-agent.png"), c.screenshot().await.unwrap()).unwrap();
+    c.goto(&t.url("/me")).await.unwrap();
+    wait_for(c, "#permission-table").await;
+    std::fs::write(artifact("me-agent.png"), c.screenshot().await.unwrap()).unwrap();
+    // Sign out: a POST form with the CSRF token, then the provider's logout and back.
+    c.find(Locator::Css("#sign-out")).await.unwrap().click().await.unwrap();
+    wait_for(c, "#sign-in-again").await;
+    assert!(c.current_url().await.unwrap().as_str().starts_with(&t.url("/signed-out")));
+    std::fs::write(artifact("signed-out.png"), c.screenshot().await.unwrap()).unwrap();
+    let audit = t.audit().await;
+    let actions: Vec<_> = audit.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(actions, vec!["auth.sign_in", "auth.sign_out"]);
+    driver.client.clone().close().await.unwrap();
+}

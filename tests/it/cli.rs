@@ -1,0 +1,94 @@
+//! The command line: check-config prints every problem plainly and never a secret.
+
+use std::process::Command;
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_admin-portal"));
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run admin-portal");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join("admin-portal-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{}-{name}", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn check_config_accepts_the_example_and_hides_secrets() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/admin-portal.example.toml");
+    let (code, stdout, stderr) = run(
+        &["check-config", "--config", example],
+        &[("ADMIN_PORTAL__OIDC__CLIENT_SECRET", "super-secret-value-123")],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("Configuration is valid."));
+    assert!(stdout.contains("oidc.client_secret") && stdout.contains("(set, hidden)"));
+    assert!(!stdout.contains("super-secret-value-123") && !stderr.contains("super-secret-value-123"));
+}
+
+#[test]
+fn check_config_lists_every_problem_and_exits_1() {
+    let path = write(
+        "bad.toml",
+        r#"
+[oidc]
+issuer = "http://idp.example.com/oauth2/default"
+client_id = ""
+client_secret = "do-not-print-me"
+scopes = ["profile"]
+[okta]
+org_url = "https://example.okta.com"
+[database]
+url = "mysql://nope"
+[policy.permissions."users.fly"]
+scopes = ["admin.users.read"]
+groups = ["Portal-Agents"]
+"#,
+    );
+    let (code, stdout, stderr) = run(&["check-config", "--config", path.to_str().unwrap()], &[]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    for needle in [
+        "oidc.client_id is empty",
+        "must include \"openid\"",
+        "plain http on a non-loopback host",
+        "database.url must start with",
+        "unknown permission \"users.fly\"",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?} in {stderr}");
+    }
+    assert!(!stderr.contains("do-not-print-me") && !stdout.contains("do-not-print-me"));
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/admin-portal.example.toml");
+    let (code, stdout, _) = run(
+        &["check-config", "--config", example],
+        &[
+            ("ADMIN_PORTAL__OIDC__CLIENT_SECRET", "x"),
+            ("ADMIN_PORTAL__SESSION__IDLE_TIMEOUT_MINUTES", "12"),
+            ("ADMIN_PORTAL__DATABASE__URL", "postgres://portal:pw@db.internal/portal"),
+        ],
+    );
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("session.idle_timeout_minutes") && stdout.contains(" 12"), "{stdout}");
+    assert!(stdout.contains("postgres://portal:hidden@db.internal/portal"), "{stdout}");
+}
+
+#[test]
+fn missing_config_file_is_reported() {
+    let (code, _, stderr) = run(&["check-config", "--config", "/nonexistent/portal.toml"], &[]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("does not exist"), "{stderr}");
+}
