@@ -220,8 +220,7 @@ impl Oidc {
         .set_redirect_uri(self.redirect_url.clone());
         let methods = provider.metadata.token_endpoint_auth_methods_supported();
         let basic_supported = methods.is_none_or(|m| {
-            m.iter()
-                .any(|x| *x == openidconnect::core::CoreClientAuthMethod::ClientSecretBasic)
+            m.contains(&openidconnect::core::CoreClientAuthMethod::ClientSecretBasic)
         });
         if !basic_supported {
             client = client.set_auth_type(openidconnect::AuthType::RequestBody);

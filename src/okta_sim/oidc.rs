@@ -1,5 +1,8 @@
 //! The custom authorization server `/oauth2/default` (OKTA-FACTS.md §10).
 
+// Helpers return the early HTTP response as their error; it is built once per request.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 

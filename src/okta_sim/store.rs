@@ -510,7 +510,9 @@ pub fn seed(now: OffsetDateTime, end_users: usize) -> Store {
                 email: login,
                 first_name: first.to_string(),
                 last_name: last.to_string(),
-                mobile_phone: (rng.next() % 3 == 0)
+                mobile_phone: rng
+                    .next()
+                    .is_multiple_of(3)
                     .then(|| format!("+1 555 01{:02}", rng.next() % 100)),
                 department: Some(rng.pick(DEPARTMENTS).to_string()),
                 password: None,

@@ -10,8 +10,20 @@ use crate::helpers::*;
 async fn each_demo_account_signs_in_and_sees_its_identity_groups_and_scopes() {
     let t = TestApp::spawn().await;
     let cases = [
-        (AGENT, "Alex Agent", vec!["Everyone", "Portal-Agents"], true, false),
-        (MANAGER, "Morgan Manager", vec!["Everyone", "Portal-Agents", "Portal-Managers"], true, true),
+        (
+            AGENT,
+            "Alex Agent",
+            vec!["Everyone", "Portal-Agents"],
+            true,
+            false,
+        ),
+        (
+            MANAGER,
+            "Morgan Manager",
+            vec!["Everyone", "Portal-Agents", "Portal-Managers"],
+            true,
+            true,
+        ),
         (VIEWER, "Val Viewer", vec!["Everyone"], false, false),
     ];
     for (login, name, groups, reads_users, reads_audit) in cases {
@@ -27,11 +39,24 @@ async fn each_demo_account_signs_in_and_sees_its_identity_groups_and_scopes() {
             .collect();
         assert_eq!(shown_groups, groups, "{login}");
         let scopes = me.text("#me-scopes").unwrap_or_default();
-        assert!(scopes.contains("openid") && scopes.contains("profile"), "{login}: {scopes}");
-        assert_eq!(scopes.contains("admin.users.read"), reads_users, "{login}: {scopes}");
-        assert_eq!(scopes.contains("admin.audit.read"), reads_audit, "{login}: {scopes}");
+        assert!(
+            scopes.contains("openid") && scopes.contains("profile"),
+            "{login}: {scopes}"
+        );
+        assert_eq!(
+            scopes.contains("admin.users.read"),
+            reads_users,
+            "{login}: {scopes}"
+        );
+        assert_eq!(
+            scopes.contains("admin.audit.read"),
+            reads_audit,
+            "{login}: {scopes}"
+        );
         let allowed = |p: &str| {
-            me.count(&format!("tr[data-permission=\"{p}\"][data-allowed=\"true\"]")) == 1
+            me.count(&format!(
+                "tr[data-permission=\"{p}\"][data-allowed=\"true\"]"
+            )) == 1
         };
         assert_eq!(allowed("users.read"), reads_users, "{login}");
         assert_eq!(allowed("users.delete"), reads_audit, "{login}");
@@ -44,7 +69,10 @@ async fn each_demo_account_signs_in_and_sees_its_identity_groups_and_scopes() {
         .into_iter()
         .filter(|r| r.action == "auth.sign_in" && r.outcome == "success")
         .collect();
-    let logins: Vec<_> = sign_ins.iter().filter_map(|r| r.actor_login.clone()).collect();
+    let logins: Vec<_> = sign_ins
+        .iter()
+        .filter_map(|r| r.actor_login.clone())
+        .collect();
     assert_eq!(logins, vec![AGENT, MANAGER, VIEWER]);
     let first = &sign_ins[0];
     assert_eq!(first.actor_name.as_deref(), Some("Alex Agent"));
@@ -58,14 +86,19 @@ async fn session_id_is_cycled_at_sign_in_and_cookie_is_hardened() {
     let t = TestApp::spawn().await;
     let b = t.browser();
     let authorize = b.start_sign_in("/").await;
-    let before = b.session_cookie().expect("a pre-login session holds the pending sign-in");
+    let before = b
+        .session_cookie()
+        .expect("a pre-login session holds the pending sign-in");
     let redirect = b.provider_sign_in(&authorize, AGENT, PASSWORD).await;
     let callback = b.get(&redirect.location()).await;
     assert_eq!(callback.status, 303);
     let set_cookie = callback.header("set-cookie");
     assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
     assert!(set_cookie.contains("SameSite=Lax"), "{set_cookie}");
-    assert!(!set_cookie.contains("Secure"), "plain http on loopback: {set_cookie}");
+    assert!(
+        !set_cookie.contains("Secure"),
+        "plain http on loopback: {set_cookie}"
+    );
     let after = b.session_cookie().expect("session after sign-in");
     assert_ne!(before, after, "session id must change at sign-in");
     // The old id no longer grants anything.
@@ -83,7 +116,10 @@ async fn https_public_url_gives_secure_host_prefixed_cookie() {
     let b = t.browser();
     let page = b.get("/auth/login").await;
     let set_cookie = page.header("set-cookie");
-    assert!(set_cookie.starts_with("__Host-portal_session="), "{set_cookie}");
+    assert!(
+        set_cookie.starts_with("__Host-portal_session="),
+        "{set_cookie}"
+    );
     assert!(set_cookie.contains("Secure"), "{set_cookie}");
 }
 
@@ -93,7 +129,10 @@ async fn return_to_brings_the_agent_back_to_the_page_they_asked_for() {
     let b = t.browser();
     let page = b.get("/me?tab=permissions").await;
     assert_eq!(page.status, 303);
-    assert_eq!(page.location(), "/auth/login?return_to=%2Fme%3Ftab%3Dpermissions");
+    assert_eq!(
+        page.location(),
+        "/auth/login?return_to=%2Fme%3Ftab%3Dpermissions"
+    );
     let authorize = b.get(&page.location()).await.location();
     let redirect = b.provider_sign_in(&authorize, AGENT, PASSWORD).await;
     let callback = b.get(&redirect.location()).await;
@@ -128,8 +167,15 @@ async fn state_mismatch_is_refused_with_a_clear_page_and_audited() {
         .await;
     assert_eq!(page.status, 400);
     assert_eq!(page.text("#error-title").as_deref(), Some("Sign-in failed"));
-    assert!(page.text("#error-message").unwrap().contains("state mismatch"));
-    assert!(page.body.contains(&page.header("x-request-id")), "request id shown");
+    assert!(
+        page.text("#error-message")
+            .unwrap()
+            .contains("state mismatch")
+    );
+    assert!(
+        page.body.contains(&page.header("x-request-id")),
+        "request id shown"
+    );
     assert_eq!(page.count("a#try-again[href=\"/auth/login\"]"), 1);
     assert_eq!(b.get("/me").await.status, 303, "no session was created");
     let failures: Vec<_> = t
@@ -139,7 +185,13 @@ async fn state_mismatch_is_refused_with_a_clear_page_and_audited() {
         .filter(|r| r.action == "auth.sign_in" && r.outcome == "failure")
         .collect();
     assert_eq!(failures.len(), 1);
-    assert!(failures[0].detail.as_deref().unwrap().contains("state mismatch"));
+    assert!(
+        failures[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("state mismatch")
+    );
     assert_eq!(failures[0].request_id, page.header("x-request-id"));
 }
 
@@ -156,7 +208,10 @@ async fn provider_error_at_callback_is_shown_and_audited() {
         .await;
     assert_eq!(page.status, 400);
     let message = page.text("#error-message").unwrap();
-    assert!(message.contains("access_denied") && message.contains("User is not assigned"), "{message}");
+    assert!(
+        message.contains("access_denied") && message.contains("User is not assigned"),
+        "{message}"
+    );
     let audit = t.audit().await;
     assert_eq!(audit.last().unwrap().outcome, "failure");
 }
@@ -168,7 +223,11 @@ async fn a_replayed_authorization_code_is_refused() {
     let authorize = b.start_sign_in("/").await;
     let redirect = b.provider_sign_in(&authorize, AGENT, PASSWORD).await;
     let code = query_param(&redirect.location(), "code").unwrap();
-    assert_eq!(b.get(&redirect.location()).await.status, 303, "first use works");
+    assert_eq!(
+        b.get(&redirect.location()).await.status,
+        303,
+        "first use works"
+    );
     // An attacker's browser starts its own sign-in and plays the stolen code into it.
     let attacker = t.browser();
     let authorize = attacker.start_sign_in("/").await;
@@ -177,7 +236,13 @@ async fn a_replayed_authorization_code_is_refused() {
         .get(&format!("/auth/callback?code={code}&state={state}"))
         .await;
     assert_eq!(page.status, 400);
-    assert!(page.text("#error-message").unwrap().contains("invalid_grant"), "{}", page.body);
+    assert!(
+        page.text("#error-message")
+            .unwrap()
+            .contains("invalid_grant"),
+        "{}",
+        page.body
+    );
     assert_eq!(attacker.get("/me").await.status, 303);
 }
 
@@ -195,7 +260,10 @@ async fn sign_in_fails_with(tamper: IdTokenTamper, expected: &str) {
     assert_eq!(b.get("/me").await.status, 303, "{tamper:?}: no session");
     let audit = t.audit().await;
     let last = audit.last().unwrap();
-    assert_eq!((last.action.as_str(), last.outcome.as_str()), ("auth.sign_in", "failure"));
+    assert_eq!(
+        (last.action.as_str(), last.outcome.as_str()),
+        ("auth.sign_in", "failure")
+    );
 }
 
 #[tokio::test]
@@ -230,25 +298,39 @@ async fn id_token_with_alg_none_is_refused() {
 
 #[tokio::test]
 async fn id_token_with_hs256_signed_by_client_secret_is_refused() {
-    sign_in_fails_with(IdTokenTamper::Hs256WithClientSecret, "ID token failed verification").await;
+    sign_in_fails_with(
+        IdTokenTamper::Hs256WithClientSecret,
+        "ID token failed verification",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn access_token_for_another_audience_is_refused() {
     let t = TestApp::spawn().await;
-    t.sim().tamper_next_access_token(AccessTokenTamper::WrongAudience);
+    t.sim()
+        .tamper_next_access_token(AccessTokenTamper::WrongAudience);
     let page = t.browser().sign_in_callback(AGENT).await;
     assert_eq!(page.status, 400);
-    assert!(page.text("#error-message").unwrap().contains("access token failed verification"));
+    assert!(
+        page.text("#error-message")
+            .unwrap()
+            .contains("access token failed verification")
+    );
 }
 
 #[tokio::test]
 async fn access_token_signed_by_unknown_key_is_refused() {
     let t = TestApp::spawn().await;
-    t.sim().tamper_next_access_token(AccessTokenTamper::UnknownKey);
+    t.sim()
+        .tamper_next_access_token(AccessTokenTamper::UnknownKey);
     let page = t.browser().sign_in_callback(AGENT).await;
     assert_eq!(page.status, 400);
-    assert!(page.text("#error-message").unwrap().contains("key the provider does not publish"));
+    assert!(
+        page.text("#error-message")
+            .unwrap()
+            .contains("key the provider does not publish")
+    );
 }
 
 #[tokio::test]
@@ -269,7 +351,10 @@ async fn sign_out_ends_both_sessions_and_is_audited() {
     let out = b.post_form("/auth/logout", &[("_csrf", &token)]).await;
     assert_eq!(out.status, 303);
     let end_session = out.location();
-    assert!(end_session.starts_with(&format!("{}/v1/logout?", t.sim.issuer())), "{end_session}");
+    assert!(
+        end_session.starts_with(&format!("{}/v1/logout?", t.sim.issuer())),
+        "{end_session}"
+    );
     assert!(query_param(&end_session, "id_token_hint").is_some());
     assert_eq!(
         query_param(&end_session, "post_logout_redirect_uri").as_deref(),
@@ -277,14 +362,22 @@ async fn sign_out_ends_both_sessions_and_is_audited() {
     );
     let back = b.get(&end_session).await;
     assert_eq!(back.status, 302);
-    assert!(back.location().starts_with(&t.url("/signed-out")), "{}", back.location());
+    assert!(
+        back.location().starts_with(&t.url("/signed-out")),
+        "{}",
+        back.location()
+    );
     let signed_out = b.get(&back.location()).await;
     assert_eq!(signed_out.status, 200);
     assert_eq!(signed_out.count("a#sign-in-again"), 1);
     assert_eq!(b.get("/me").await.status, 303, "portal session ended");
     // The provider session ended too: signing in again asks for the password.
     let authorize = b.start_sign_in("/").await;
-    assert_eq!(b.get(&authorize).await.status, 200, "provider shows its sign-in form again");
+    assert_eq!(
+        b.get(&authorize).await.status,
+        200,
+        "provider shows its sign-in form again"
+    );
     let audit = t.audit().await;
     let last = audit.last().unwrap();
     assert_eq!(last.action, "auth.sign_out");
@@ -308,7 +401,11 @@ async fn expired_token_is_refreshed_and_a_failed_refresh_ends_the_session() {
     assert_eq!(t.sim().token_calls("refresh_token"), 0);
     let me = b.get("/me").await;
     assert_eq!(me.status, 200);
-    assert_eq!(t.sim().token_calls("refresh_token"), 1, "the access token was refreshed");
+    assert_eq!(
+        t.sim().token_calls("refresh_token"),
+        1,
+        "the access token was refreshed"
+    );
     assert_eq!(me.text("#me-login").as_deref(), Some(AGENT));
     t.sim().revoke_all_refresh_tokens();
     let page = b.get("/me").await;
@@ -328,7 +425,10 @@ async fn expired_session_sends_pages_to_sign_in_and_htmx_gets_hx_redirect() {
     assert_eq!(page.location(), "/auth/login?return_to=%2Fme");
     let fragment = b.get_htmx("/me").await;
     assert_eq!(fragment.status, 401);
-    assert_eq!(fragment.header("hx-redirect"), "/auth/login?return_to=%2Fme");
+    assert_eq!(
+        fragment.header("hx-redirect"),
+        "/auth/login?return_to=%2Fme"
+    );
 }
 
 #[tokio::test]
@@ -336,8 +436,13 @@ async fn wrong_password_at_the_provider_creates_no_session() {
     let t = TestApp::spawn().await;
     let b = t.browser();
     let authorize = b.start_sign_in("/").await;
-    let page = b.provider_sign_in(&authorize, AGENT, "wrong-password").await;
+    let page = b
+        .provider_sign_in(&authorize, AGENT, "wrong-password")
+        .await;
     assert_eq!(page.status, 401);
-    assert_eq!(page.text("#sim-error").as_deref(), Some("Unable to sign in"));
+    assert_eq!(
+        page.text("#sim-error").as_deref(),
+        Some("Unable to sign in")
+    );
     assert_eq!(b.get("/me").await.status, 303);
 }

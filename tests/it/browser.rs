@@ -41,9 +41,13 @@ fn free_port() -> u16 {
 pub async fn driver() -> Option<Driver> {
     if !Path::new(CHROMEDRIVER).exists() || !Path::new(CHROMIUM).exists() {
         if std::env::var_os("CI").is_some() {
-            panic!("CI must run the browser tests: install the Debian packages chromium and chromium-driver");
+            panic!(
+                "CI must run the browser tests: install the Debian packages chromium and chromium-driver"
+            );
         }
-        eprintln!("\n*** SKIPPING BROWSER TEST: {CHROMIUM} or {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver) ***\n");
+        eprintln!(
+            "\n*** SKIPPING BROWSER TEST: {CHROMIUM} or {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver) ***\n"
+        );
         return None;
     }
     let port = free_port();
@@ -53,7 +57,10 @@ pub async fn driver() -> Option<Driver> {
         .stderr(Stdio::null())
         .spawn()
         .expect("start chromedriver");
-    let profile = std::env::temp_dir().join(format!("admin-portal-chrome-{}", uuid::Uuid::new_v4().simple()));
+    let profile = std::env::temp_dir().join(format!(
+        "admin-portal-chrome-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -71,7 +78,11 @@ pub async fn driver() -> Option<Driver> {
     let mut last_error = None;
     for _ in 0..50 {
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        match ClientBuilder::new(connector).capabilities(caps.clone()).connect(&url).await {
+        match ClientBuilder::new(connector)
+            .capabilities(caps.clone())
+            .connect(&url)
+            .await
+        {
             Ok(client) => {
                 return Some(Driver {
                     child,
@@ -111,9 +122,23 @@ async fn agent_signs_in_through_the_provider_page_sees_their_name_and_signs_out(
     let c = &driver.client;
     c.goto(&t.url("/")).await.expect("open portal");
     // The provider's sign-in page.
-    wait_for(c, "#username").await.send_keys(AGENT).await.unwrap();
-    c.find(Locator::Css("#password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
-    c.find(Locator::Css("#sim-submit")).await.unwrap().click().await.unwrap();
+    wait_for(c, "#username")
+        .await
+        .send_keys(AGENT)
+        .await
+        .unwrap();
+    c.find(Locator::Css("#password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    c.find(Locator::Css("#sim-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     // Back in the portal, signed in.
     let name = wait_for(c, "#agent-name").await.text().await.unwrap();
     assert_eq!(name, "Alex Agent");
@@ -123,9 +148,20 @@ async fn agent_signs_in_through_the_provider_page_sees_their_name_and_signs_out(
     wait_for(c, "#permission-table").await;
     std::fs::write(artifact("me-agent.png"), c.screenshot().await.unwrap()).unwrap();
     // Sign out: a POST form with the CSRF token, then the provider's logout and back.
-    c.find(Locator::Css("#sign-out")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#sign-out"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for(c, "#sign-in-again").await;
-    assert!(c.current_url().await.unwrap().as_str().starts_with(&t.url("/signed-out")));
+    assert!(
+        c.current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .starts_with(&t.url("/signed-out"))
+    );
     std::fs::write(artifact("signed-out.png"), c.screenshot().await.unwrap()).unwrap();
     let audit = t.audit().await;
     let actions: Vec<_> = audit.iter().map(|r| r.action.as_str()).collect();

@@ -29,12 +29,17 @@ fn check_config_accepts_the_example_and_hides_secrets() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/admin-portal.example.toml");
     let (code, stdout, stderr) = run(
         &["check-config", "--config", example],
-        &[("ADMIN_PORTAL__OIDC__CLIENT_SECRET", "super-secret-value-123")],
+        &[(
+            "ADMIN_PORTAL__OIDC__CLIENT_SECRET",
+            "super-secret-value-123",
+        )],
     );
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(stdout.contains("Configuration is valid."));
     assert!(stdout.contains("oidc.client_secret") && stdout.contains("(set, hidden)"));
-    assert!(!stdout.contains("super-secret-value-123") && !stderr.contains("super-secret-value-123"));
+    assert!(
+        !stdout.contains("super-secret-value-123") && !stderr.contains("super-secret-value-123")
+    );
 }
 
 #[test]
@@ -78,17 +83,29 @@ fn environment_overrides_the_file() {
         &[
             ("ADMIN_PORTAL__OIDC__CLIENT_SECRET", "x"),
             ("ADMIN_PORTAL__SESSION__IDLE_TIMEOUT_MINUTES", "12"),
-            ("ADMIN_PORTAL__DATABASE__URL", "postgres://portal:pw@db.internal/portal"),
+            (
+                "ADMIN_PORTAL__DATABASE__URL",
+                "postgres://portal:pw@db.internal/portal",
+            ),
         ],
     );
     assert_eq!(code, 0, "{stdout}");
-    assert!(stdout.contains("session.idle_timeout_minutes") && stdout.contains(" 12"), "{stdout}");
-    assert!(stdout.contains("postgres://portal:hidden@db.internal/portal"), "{stdout}");
+    assert!(
+        stdout.contains("session.idle_timeout_minutes") && stdout.contains(" 12"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("postgres://portal:hidden@db.internal/portal"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn missing_config_file_is_reported() {
-    let (code, _, stderr) = run(&["check-config", "--config", "/nonexistent/portal.toml"], &[]);
+    let (code, _, stderr) = run(
+        &["check-config", "--config", "/nonexistent/portal.toml"],
+        &[],
+    );
     assert_eq!(code, 1);
     assert!(stderr.contains("does not exist"), "{stderr}");
 }

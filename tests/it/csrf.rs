@@ -8,7 +8,10 @@ async fn post_without_token_is_refused_and_changes_nothing() {
     let b = t.signed_in(AGENT).await;
     let page = b.post_form("/auth/logout", &[]).await;
     assert_eq!(page.status, 403);
-    assert_eq!(page.text("#error-title").as_deref(), Some("Request refused"));
+    assert_eq!(
+        page.text("#error-title").as_deref(),
+        Some("Request refused")
+    );
     assert_eq!(b.get("/me").await.status, 200, "still signed in");
 }
 
@@ -16,7 +19,9 @@ async fn post_without_token_is_refused_and_changes_nothing() {
 async fn post_with_a_wrong_token_is_refused() {
     let t = TestApp::spawn().await;
     let b = t.signed_in(AGENT).await;
-    let page = b.post_form("/auth/logout", &[("_csrf", "not-the-token")]).await;
+    let page = b
+        .post_form("/auth/logout", &[("_csrf", "not-the-token")])
+        .await;
     assert_eq!(page.status, 403);
     assert_eq!(b.get("/me").await.status, 200);
 }

@@ -34,7 +34,9 @@ pub async fn test_database_url() -> String {
     match std::env::var(POSTGRES_ENV) {
         Ok(url) if !url.is_empty() => {
             let schema = format!("t_{}", &id[..16]);
-            let pool = sqlx::PgPool::connect(&url).await.expect("connect to test PostgreSQL");
+            let pool = sqlx::PgPool::connect(&url)
+                .await
+                .expect("connect to test PostgreSQL");
             // The session store's own schema is shared; create it once, not concurrently.
             PG_INIT
                 .get_or_init(|| async {
@@ -107,7 +109,10 @@ impl TestApp {
     pub async fn signed_in(&self, login: &str) -> Browser {
         let browser = self.browser();
         let landed = browser.sign_in(login, PASSWORD, "/").await;
-        assert_eq!(landed, "/", "sign-in as {login} should land on the home page");
+        assert_eq!(
+            landed, "/",
+            "sign-in as {login} should land on the home page"
+        );
         browser
     }
 
@@ -222,7 +227,14 @@ impl Browser {
     }
 
     pub async fn get(&self, url: &str) -> Page {
-        Page::from(self.client.get(self.absolute(url)).send().await.expect("GET")).await
+        Page::from(
+            self.client
+                .get(self.absolute(url))
+                .send()
+                .await
+                .expect("GET"),
+        )
+        .await
     }
 
     pub async fn get_htmx(&self, url: &str) -> Page {
@@ -265,7 +277,10 @@ impl Browser {
     /// The CSRF token the portal put in the page's `<meta>`.
     pub async fn csrf_token(&self) -> String {
         let page = self.get("/me").await;
-        assert_eq!(page.status, 200, "need a signed-in session for a CSRF token");
+        assert_eq!(
+            page.status, 200,
+            "need a signed-in session for a CSRF token"
+        );
         let sel = Selector::parse("meta[name=csrf-token]").expect("selector");
         page.html()
             .select(&sel)
@@ -277,10 +292,7 @@ impl Browser {
     /// Starts a sign-in and returns the provider's authorize URL.
     pub async fn start_sign_in(&self, return_to: &str) -> String {
         let login = self
-            .get(&format!(
-                "/auth/login?return_to={}",
-                url_encode(return_to)
-            ))
+            .get(&format!("/auth/login?return_to={}", url_encode(return_to)))
             .await;
         assert_eq!(login.status, 303, "login redirects to the provider");
         login.location()
@@ -293,7 +305,11 @@ impl Browser {
             // Single sign-on: the provider already knows us.
             return form_page;
         }
-        assert_eq!(form_page.status, 200, "provider shows its sign-in form: {}", form_page.body);
+        assert_eq!(
+            form_page.status, 200,
+            "provider shows its sign-in form: {}",
+            form_page.body
+        );
         let sel = Selector::parse("form#sim-login input[type=hidden]").expect("selector");
         let html = form_page.html();
         let mut fields: Vec<(String, String)> = html
@@ -323,7 +339,11 @@ impl Browser {
     pub async fn sign_in(&self, login: &str, password: &str, return_to: &str) -> String {
         let authorize = self.start_sign_in(return_to).await;
         let redirect = self.provider_sign_in(&authorize, login, password).await;
-        assert_eq!(redirect.status, 302, "provider redirects back: {}", redirect.body);
+        assert_eq!(
+            redirect.status, 302,
+            "provider redirects back: {}",
+            redirect.body
+        );
         let callback = self.get(&redirect.location()).await;
         assert_eq!(
             callback.status, 303,

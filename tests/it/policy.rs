@@ -58,10 +58,19 @@ async fn forbidden_page_names_the_missing_permission_and_is_audited() {
     let b = t.signed_in(AGENT).await;
     let page = b.get("/activity").await;
     assert_eq!(page.status, 403);
-    assert_eq!(page.text("#missing-permission").as_deref(), Some("audit.read"));
+    assert_eq!(
+        page.text("#missing-permission").as_deref(),
+        Some("audit.read")
+    );
     let body = page.text(".requirement").unwrap();
-    assert!(body.contains("scopes admin.audit.read and membership of Portal-Managers"), "{body}");
-    assert!(body.contains("your token lacks the scope admin.audit.read"), "{body}");
+    assert!(
+        body.contains("scopes admin.audit.read and membership of Portal-Managers"),
+        "{body}"
+    );
+    assert!(
+        body.contains("your token lacks the scope admin.audit.read"),
+        "{body}"
+    );
     assert!(body.contains("you are not in Portal-Managers"), "{body}");
     let denial = t.audit().await.into_iter().last().unwrap();
     assert_eq!(denial.action, "policy.denied");
@@ -118,6 +127,12 @@ async fn manager_sees_sign_ins_and_denials_on_the_activity_page() {
     let page = manager.get("/activity").await;
     assert_eq!(page.status, 200);
     let table = page.text("#activity-table").unwrap();
-    assert!(table.contains("policy.denied") && table.contains("audit.read"), "{table}");
-    assert!(table.contains("auth.sign_in") && table.contains("Alex Agent"), "{table}");
+    assert!(
+        table.contains("policy.denied") && table.contains("audit.read"),
+        "{table}"
+    );
+    assert!(
+        table.contains("auth.sign_in") && table.contains("Alex Agent"),
+        "{table}"
+    );
 }

@@ -45,8 +45,14 @@ async fn discovery_documents_and_keys() {
     ] {
         assert_eq!(doc[field], value, "{field}");
     }
-    assert_eq!(doc["code_challenge_methods_supported"], serde_json::json!(["S256"]));
-    assert_eq!(doc["id_token_signing_alg_values_supported"], serde_json::json!(["RS256"]));
+    assert_eq!(
+        doc["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    assert_eq!(
+        doc["id_token_signing_alg_values_supported"],
+        serde_json::json!(["RS256"])
+    );
     let (status, _, meta) = json(
         http()
             .get(format!("{iss}/.well-known/oauth-authorization-server"))
@@ -65,16 +71,26 @@ async fn discovery_documents_and_keys() {
     assert_eq!(keys[0]["e"], "AQAB");
     t.sim().rotate_keys();
     let (_, _, jwks) = json(http().get(format!("{iss}/v1/keys")).send().await.unwrap()).await;
-    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "old and new key published");
+    assert_eq!(
+        jwks["keys"].as_array().unwrap().len(),
+        2,
+        "old and new key published"
+    );
 }
 
 #[tokio::test]
 async fn token_endpoint_client_authentication_errors() {
     let t = TestApp::spawn().await;
     let url = format!("{}/v1/token", t.sim.issuer());
-    let form = [("grant_type", "client_credentials"), ("scope", "admin.users.read")];
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("scope", "admin.users.read"),
+    ];
     let (status, headers, body) = json(http().post(&url).form(&form).send().await.unwrap()).await;
-    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
     assert_eq!(body["error_description"], "No client credentials found.");
     assert_eq!(headers["cache-control"], "no-store");
     let (status, _, body) = json(
@@ -87,7 +103,10 @@ async fn token_endpoint_client_authentication_errors() {
             .unwrap(),
     )
     .await;
-    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
     let both = [
         ("grant_type", "client_credentials"),
         ("scope", "admin.users.read"),
@@ -104,7 +123,10 @@ async fn token_endpoint_client_authentication_errors() {
             .unwrap(),
     )
     .await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
 }
 
 #[tokio::test]
@@ -118,7 +140,12 @@ async fn client_credentials_grants_only_the_clients_scopes() {
             .form(&[("grant_type", "client_credentials"), ("scope", scope)])
             .send()
     };
-    let (status, _, body) = json(post("admin.users.read admin.users.lifecycle").await.unwrap()).await;
+    let (status, _, body) = json(
+        post("admin.users.read admin.users.lifecycle")
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["scope"], "admin.users.read admin.users.lifecycle");
@@ -127,15 +154,26 @@ async fn client_credentials_grants_only_the_clients_scopes() {
     let claims: Value = {
         let payload = token.split('.').nth(1).unwrap();
         use base64::Engine;
-        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap()
     };
     assert_eq!(claims["sub"], "0oaSupportAppClient1");
     assert_eq!(claims["cid"], "0oaSupportAppClient1");
     assert!(claims.get("uid").is_none());
     assert_eq!(claims["aud"], "api://admin-portal");
-    assert_eq!(claims["scp"], serde_json::json!(["admin.users.read", "admin.users.lifecycle"]));
+    assert_eq!(
+        claims["scp"],
+        serde_json::json!(["admin.users.read", "admin.users.lifecycle"])
+    );
     let (status, _, body) = json(post("admin.users.delete").await.unwrap()).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_scope")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_scope"))
+    );
     // Introspection and revocation of that token.
     let introspect = format!("{}/v1/introspect", t.sim.issuer());
     let ask = || {
@@ -184,22 +222,42 @@ async fn authorize_errors_are_redirected_with_state() {
         admin_portal::okta_sim::PORTAL_CLIENT_ID
     );
     let cases = [
-        ("&response_type=token&scope=openid&state=s1", "unsupported_response_type", "s1"),
-        ("&response_type=code&scope=profile&state=s2", "invalid_scope", "s2"),
+        (
+            "&response_type=token&scope=openid&state=s1",
+            "unsupported_response_type",
+            "s1",
+        ),
+        (
+            "&response_type=code&scope=profile&state=s2",
+            "invalid_scope",
+            "s2",
+        ),
         ("&response_type=code&scope=openid", "invalid_request", ""),
         (
             "&response_type=code&scope=openid&state=s3&code_challenge=abc&code_challenge_method=plain",
             "invalid_request",
             "s3",
         ),
-        ("&response_type=code&scope=openid&state=s4&prompt=none", "login_required", "s4"),
+        (
+            "&response_type=code&scope=openid&state=s4&prompt=none",
+            "login_required",
+            "s4",
+        ),
     ];
     for (query, error, state) in cases {
         let response = http().get(format!("{base}{query}")).send().await.unwrap();
         assert_eq!(response.status(), 302, "{query}");
         let location = response.headers()["location"].to_str().unwrap().to_string();
-        assert_eq!(query_param(&location, "error").as_deref(), Some(error), "{query}");
-        assert_eq!(query_param(&location, "state").unwrap_or_default(), state, "{query}");
+        assert_eq!(
+            query_param(&location, "error").as_deref(),
+            Some(error),
+            "{query}"
+        );
+        assert_eq!(
+            query_param(&location, "state").unwrap_or_default(),
+            state,
+            "{query}"
+        );
     }
 }
 
@@ -221,7 +279,10 @@ async fn userinfo_answers_by_scope_and_refuses_bad_tokens() {
     let token: Value = http()
         .post(format!("{}/v1/token", t.sim.issuer()))
         .basic_auth("0oaSupportAppClient1", Some("demo-support-app-secret"))
-        .form(&[("grant_type", "client_credentials"), ("scope", "admin.users.read")])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "admin.users.read"),
+        ])
         .send()
         .await
         .unwrap()
@@ -244,7 +305,10 @@ async fn logout_requires_a_valid_hint_and_a_registered_redirect() {
     let response = http().get(&url).send().await.unwrap();
     assert_eq!(response.status(), 400);
     let response = http()
-        .get(format!("{url}?id_token_hint=garbage&post_logout_redirect_uri={}", url_encode(&t.url("/signed-out"))))
+        .get(format!(
+            "{url}?id_token_hint=garbage&post_logout_redirect_uri={}",
+            url_encode(&t.url("/signed-out"))
+        ))
         .send()
         .await
         .unwrap();

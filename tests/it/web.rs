@@ -10,9 +10,15 @@ async fn pages_carry_strict_security_headers() {
         let page = b.get(path).await;
         let csp = page.header("content-security-policy");
         assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
-        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
         assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
-        assert!(csp.contains(&format!("form-action 'self' {}", t.sim.base_url())), "{csp}");
+        assert!(
+            csp.contains(&format!("form-action 'self' {}", t.sim.base_url())),
+            "{csp}"
+        );
         assert_eq!(page.header("x-frame-options"), "DENY");
         assert_eq!(page.header("x-content-type-options"), "nosniff");
         assert_eq!(page.header("referrer-policy"), "same-origin");
@@ -30,7 +36,10 @@ async fn pages_have_no_inline_script_or_style_and_load_vendored_htmx() {
     for script in html.select(&scraper::Selector::parse("script").unwrap()) {
         let src = script.value().attr("src").expect("every script has a src");
         assert!(src.starts_with("/static/"), "{src}");
-        assert!(script.text().collect::<String>().trim().is_empty(), "no inline script");
+        assert!(
+            script.text().collect::<String>().trim().is_empty(),
+            "no inline script"
+        );
     }
     assert_eq!(page.count("style"), 0);
     assert_eq!(page.count("[style]"), 0);
@@ -45,7 +54,10 @@ async fn assets_are_cached_for_a_year_behind_versioned_urls() {
     assert!(url.contains("?v="), "{url}");
     let page = b.get(&url).await;
     assert_eq!(page.status, 200);
-    assert_eq!(page.header("cache-control"), "public, max-age=31536000, immutable");
+    assert_eq!(
+        page.header("cache-control"),
+        "public, max-age=31536000, immutable"
+    );
     assert_eq!(page.header("content-type"), "text/css; charset=utf-8");
     let stale = b.get("/static/app.css?v=old").await;
     assert_eq!(stale.header("cache-control"), "no-cache");
@@ -89,7 +101,10 @@ async fn readiness_fails_when_the_provider_is_unreachable() {
     let login = t.browser().get("/auth/login").await;
     assert_eq!(login.status, 502);
     assert!(login.body.contains(&login.header("x-request-id")));
-    assert!(!login.body.contains("127.0.0.1:9"), "no internals on the page");
+    assert!(
+        !login.body.contains("127.0.0.1:9"),
+        "no internals on the page"
+    );
 }
 
 #[tokio::test]
@@ -99,12 +114,24 @@ async fn audit_trail_refuses_updates_and_deletes() {
     use admin_portal::db::Database;
     let (update, delete) = match &t.app.state.db {
         Database::Sqlite(pool) => (
-            sqlx::query("UPDATE audit_events SET outcome = 'success'").execute(pool).await.is_err(),
-            sqlx::query("DELETE FROM audit_events").execute(pool).await.is_err(),
+            sqlx::query("UPDATE audit_events SET outcome = 'success'")
+                .execute(pool)
+                .await
+                .is_err(),
+            sqlx::query("DELETE FROM audit_events")
+                .execute(pool)
+                .await
+                .is_err(),
         ),
         Database::Postgres(pool) => (
-            sqlx::query("UPDATE audit_events SET outcome = 'success'").execute(pool).await.is_err(),
-            sqlx::query("DELETE FROM audit_events").execute(pool).await.is_err(),
+            sqlx::query("UPDATE audit_events SET outcome = 'success'")
+                .execute(pool)
+                .await
+                .is_err(),
+            sqlx::query("DELETE FROM audit_events")
+                .execute(pool)
+                .await
+                .is_err(),
         ),
     };
     assert!(update, "UPDATE must be refused");
