@@ -10,4 +10,5 @@ mod csrf;
 mod helpers;
 mod policy;
 mod sim;
+mod sim_users;
 mod web;

@@ -1,0 +1,1 @@
+//! Simulator Management API conformance (Users, Groups, System Log, rate limits, faults).
