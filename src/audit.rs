@@ -14,6 +14,16 @@ pub enum Action {
     SignIn,
     SignOut,
     AccessDenied,
+    UserCreate,
+    UserActivate,
+    UserReactivate,
+    UserDeactivate,
+    UserSuspend,
+    UserUnsuspend,
+    UserUnlock,
+    UserResetPassword,
+    UserExpirePassword,
+    UserDelete,
 }
 
 impl Action {
@@ -22,6 +32,16 @@ impl Action {
             Action::SignIn => "auth.sign_in",
             Action::SignOut => "auth.sign_out",
             Action::AccessDenied => "policy.denied",
+            Action::UserCreate => "user.create",
+            Action::UserActivate => "user.activate",
+            Action::UserReactivate => "user.reactivate",
+            Action::UserDeactivate => "user.deactivate",
+            Action::UserSuspend => "user.suspend",
+            Action::UserUnsuspend => "user.unsuspend",
+            Action::UserUnlock => "user.unlock",
+            Action::UserResetPassword => "user.reset_password",
+            Action::UserExpirePassword => "user.expire_password",
+            Action::UserDelete => "user.delete",
         }
     }
 }
@@ -68,6 +88,21 @@ pub struct NewEvent {
     pub meta: RequestMeta,
     pub permission: Option<String>,
     pub detail: Option<String>,
+    pub target: Option<Target>,
+    pub reason: Option<String>,
+    pub ticket: Option<String>,
+    pub okta_request_id: Option<String>,
+    pub okta_error_code: Option<String>,
+    pub status_before: Option<String>,
+    pub status_after: Option<String>,
+}
+
+/// The user acted upon: id and a snapshot of login and name at the time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Target {
+    pub id: Option<String>,
+    pub login: Option<String>,
+    pub name: Option<String>,
 }
 
 impl NewEvent {
@@ -79,7 +114,37 @@ impl NewEvent {
             meta,
             permission: None,
             detail: None,
+            target: None,
+            reason: None,
+            ticket: None,
+            okta_request_id: None,
+            okta_error_code: None,
+            status_before: None,
+            status_after: None,
         }
+    }
+
+    pub fn target(mut self, target: Target) -> Self {
+        self.target = Some(target);
+        self
+    }
+
+    pub fn why(mut self, reason: Option<String>, ticket: Option<String>) -> Self {
+        self.reason = reason;
+        self.ticket = ticket;
+        self
+    }
+
+    pub fn okta(mut self, request_id: Option<String>, error_code: Option<String>) -> Self {
+        self.okta_request_id = request_id;
+        self.okta_error_code = error_code;
+        self
+    }
+
+    pub fn statuses(mut self, before: Option<String>, after: Option<String>) -> Self {
+        self.status_before = before;
+        self.status_after = after;
+        self
     }
 
     pub fn permission(mut self, permission: impl Into<String>) -> Self {
@@ -126,7 +191,8 @@ pub struct AuditStore {
 }
 
 const COLUMNS: &str = "occurred_at, request_id, action, outcome, actor_sub, actor_login, actor_name, \
-     permission, detail, client_ip, user_agent";
+     permission, detail, client_ip, user_agent, target_id, target_login, target_name, reason, ticket, \
+     okta_request_id, okta_error_code, status_before, status_after";
 
 const SELECT_SQLITE: &str = "SELECT id, occurred_at, request_id, action, outcome, actor_sub, actor_login, \
      actor_name, client_id, permission, target_id, target_login, target_name, reason, ticket, detail, \
@@ -170,7 +236,7 @@ impl AuditStore {
                     .unwrap_or(now)
                     .format(&Rfc3339)?;
                 sqlx::query(&format!(
-                    "INSERT INTO audit_events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    "INSERT INTO audit_events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 ))
                 .bind(occurred)
                 .bind(&event.meta.request_id)
@@ -183,13 +249,22 @@ impl AuditStore {
                 .bind(clip(event.detail.clone()))
                 .bind(&event.meta.client_ip)
                 .bind(clip(event.meta.user_agent.clone()))
+                .bind(event.target.as_ref().and_then(|t| t.id.clone()))
+                .bind(event.target.as_ref().and_then(|t| t.login.clone()))
+                .bind(event.target.as_ref().and_then(|t| t.name.clone()))
+                .bind(clip(event.reason.clone()))
+                .bind(&event.ticket)
+                .bind(&event.okta_request_id)
+                .bind(&event.okta_error_code)
+                .bind(&event.status_before)
+                .bind(&event.status_after)
                 .execute(pool)
                 .await
                 .map(|_| ())
             }
             Database::Postgres(pool) => {
                 sqlx::query(&format!(
-                    "INSERT INTO audit_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                    "INSERT INTO audit_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
                 ))
                 .bind(now)
                 .bind(&event.meta.request_id)
@@ -202,6 +277,15 @@ impl AuditStore {
                 .bind(clip(event.detail.clone()))
                 .bind(&event.meta.client_ip)
                 .bind(clip(event.meta.user_agent.clone()))
+                .bind(event.target.as_ref().and_then(|t| t.id.clone()))
+                .bind(event.target.as_ref().and_then(|t| t.login.clone()))
+                .bind(event.target.as_ref().and_then(|t| t.name.clone()))
+                .bind(clip(event.reason.clone()))
+                .bind(&event.ticket)
+                .bind(&event.okta_request_id)
+                .bind(&event.okta_error_code)
+                .bind(&event.status_before)
+                .bind(&event.status_after)
                 .execute(pool)
                 .await
                 .map(|_| ())
@@ -233,6 +317,31 @@ impl AuditStore {
                 sqlx::query_as::<_, AuditRecord>(&format!(
                     "{SELECT_POSTGRES} ORDER BY id DESC LIMIT $1"
                 ))
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+            }
+        };
+        Ok(rows)
+    }
+
+    /// The newest records about one target user.
+    pub async fn by_target(&self, target_id: &str, limit: i64) -> anyhow::Result<Vec<AuditRecord>> {
+        let rows = match &self.db {
+            Database::Sqlite(pool) => {
+                sqlx::query_as::<_, AuditRecord>(&format!(
+                    "{SELECT_SQLITE} WHERE target_id = ? ORDER BY id DESC LIMIT ?"
+                ))
+                .bind(target_id)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+            }
+            Database::Postgres(pool) => {
+                sqlx::query_as::<_, AuditRecord>(&format!(
+                    "{SELECT_POSTGRES} WHERE target_id = $1 ORDER BY id DESC LIMIT $2"
+                ))
+                .bind(target_id)
                 .bind(limit)
                 .fetch_all(pool)
                 .await?

@@ -29,6 +29,65 @@ pub struct Config {
     pub session: SessionConfig,
     #[serde(default)]
     pub policy: PolicyConfig,
+    #[serde(default)]
+    pub users: UsersConfig,
+}
+
+/// Rules for the user pages.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsersConfig {
+    /// Groups (by name) an agent may add a new user to.
+    #[serde(default = "default_create_groups")]
+    pub create_groups: Vec<String>,
+    /// Members of these groups may only be changed with the `users.protected` permission.
+    #[serde(default = "default_protected_groups")]
+    pub protected_groups: Vec<String>,
+    /// Shortest accepted reason for a change, in characters.
+    #[serde(default = "default_reason_min")]
+    pub reason_min_length: usize,
+    /// Pattern a ticket reference must match (empty: any text).
+    #[serde(default = "default_ticket_pattern")]
+    pub ticket_pattern: String,
+    /// Whether a ticket reference is required.
+    #[serde(default)]
+    pub ticket_required: bool,
+    /// Users per search page.
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+}
+
+impl Default for UsersConfig {
+    fn default() -> Self {
+        Self {
+            create_groups: default_create_groups(),
+            protected_groups: default_protected_groups(),
+            reason_min_length: default_reason_min(),
+            ticket_pattern: default_ticket_pattern(),
+            ticket_required: false,
+            page_size: default_page_size(),
+        }
+    }
+}
+
+fn default_create_groups() -> Vec<String> {
+    vec![
+        "Support Tier 1".into(),
+        "Engineering".into(),
+        "Sales".into(),
+    ]
+}
+fn default_protected_groups() -> Vec<String> {
+    vec!["Portal-Admins".into(), "Executives".into()]
+}
+fn default_reason_min() -> usize {
+    10
+}
+fn default_ticket_pattern() -> String {
+    r"^[A-Z][A-Z0-9]+-\d+$".into()
+}
+fn default_page_size() -> u32 {
+    20
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -139,9 +198,53 @@ fn default_discovery_ttl() -> u64 {
 pub struct OktaConfig {
     /// Base URL of the Okta org, e.g. `https://example.okta.com`.
     pub org_url: Url,
-    /// SSWS API token for the Management API.
+    /// SSWS API token for the Management API (give this or `oauth`).
     #[serde(default)]
     pub api_token: Option<SecretString>,
+    /// OAuth 2.0 for Okta: a service app with `private_key_jwt` (give this or `api_token`).
+    #[serde(default)]
+    pub oauth: Option<OktaOAuthConfig>,
+    /// Timeout of one Management API call.
+    #[serde(default = "default_okta_timeout")]
+    pub timeout_seconds: u64,
+    /// Longest wait for a rate-limit window to reset before retrying a read.
+    #[serde(default = "default_retry_wait")]
+    pub max_retry_wait_seconds: u64,
+}
+
+fn default_okta_timeout() -> u64 {
+    10
+}
+fn default_retry_wait() -> u64 {
+    2
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OktaOAuthConfig {
+    pub client_id: String,
+    /// PEM (PKCS#8) private key of the service app, or
+    #[serde(default)]
+    pub private_key: Option<SecretString>,
+    /// a file holding it.
+    #[serde(default)]
+    pub private_key_file: Option<PathBuf>,
+    /// `kid` of the key registered with the app.
+    pub key_id: String,
+    #[serde(default = "default_okta_scopes")]
+    pub scopes: Vec<String>,
+}
+
+fn default_okta_scopes() -> Vec<String> {
+    [
+        "okta.users.read",
+        "okta.users.manage",
+        "okta.groups.read",
+        "okta.logs.read",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -213,6 +316,8 @@ pub struct PolicyConfig {
 pub struct ValidConfig {
     pub config: Config,
     pub policy: Policy,
+    /// `users.ticket_pattern`, compiled (None when empty).
+    pub ticket_pattern: Option<regex::Regex>,
 }
 
 impl Config {
@@ -271,6 +376,32 @@ impl Config {
                 problems.push("server.public_base_url must not have a path".to_string());
             }
         }
+        match (&self.okta.api_token, &self.okta.oauth) {
+            (Some(_), Some(_)) => problems
+                .push("okta: give either okta.api_token or okta.oauth, not both".to_string()),
+            (None, None) => problems.push(
+                "okta: give okta.api_token (SSWS) or an okta.oauth section (service app)"
+                    .to_string(),
+            ),
+            (None, Some(oauth)) => {
+                if oauth.private_key.is_some() == oauth.private_key_file.is_some() {
+                    problems.push(
+                        "okta.oauth: give exactly one of private_key and private_key_file"
+                            .to_string(),
+                    );
+                }
+                if oauth.scopes.iter().any(|s| !s.starts_with("okta.")) {
+                    problems.push("okta.oauth.scopes must all be okta.* scopes".to_string());
+                }
+            }
+            (Some(token), None) if token.expose_secret().trim().is_empty() => {
+                problems.push("okta.api_token is empty".to_string())
+            }
+            _ => {}
+        }
+        if self.okta.timeout_seconds == 0 {
+            problems.push("okta.timeout_seconds must be at least 1".to_string());
+        }
         if !(self.database.url.starts_with("sqlite:")
             || self.database.url.starts_with("postgres://")
             || self.database.url.starts_with("postgresql://"))
@@ -299,10 +430,25 @@ impl Config {
                 None
             }
         };
+        let ticket_pattern = if self.users.ticket_pattern.is_empty() {
+            None
+        } else {
+            match regex::Regex::new(&self.users.ticket_pattern) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    problems.push(format!("users.ticket_pattern is not a valid pattern: {e}"));
+                    None
+                }
+            }
+        };
+        if self.users.page_size == 0 || self.users.page_size > 200 {
+            problems.push("users.page_size must be between 1 and 200".to_string());
+        }
         match policy {
             Some(policy) if problems.is_empty() => Ok(ValidConfig {
                 config: self,
                 policy,
+                ticket_pattern,
             }),
             _ => Err(problems),
         }
@@ -388,6 +534,21 @@ impl Config {
                     .map(secret)
                     .unwrap_or_else(|| "(not set)".into()),
             ),
+            (
+                "okta.oauth".into(),
+                self.okta
+                    .oauth
+                    .as_ref()
+                    .map(|o| {
+                        format!(
+                            "client {} key {} scopes {}",
+                            o.client_id,
+                            o.key_id,
+                            o.scopes.join(" ")
+                        )
+                    })
+                    .unwrap_or_else(|| "(not set)".into()),
+            ),
             ("database.url".into(), redact_db_url(&self.database.url)),
             (
                 "session.idle_timeout_minutes".into(),
@@ -452,6 +613,7 @@ client_id = "0oaportal"
 client_secret = "s3cret-value"
 [okta]
 org_url = "https://example.okta.com"
+api_token = "ssws-token-value"
 "#
         .to_string()
     }
@@ -478,6 +640,7 @@ org_url = "https://example.okta.com"
         let v = parse(&base_toml()).expect("valid");
         let dbg = format!("{:?}", v.config);
         assert!(!dbg.contains("s3cret-value"), "{dbg}");
+        assert!(!dbg.contains("ssws-token-value"), "{dbg}");
         let summary = format!("{:?}", v.config.redacted_summary());
         assert!(!summary.contains("s3cret-value"));
         assert!(summary.contains("(set, hidden)"));

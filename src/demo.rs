@@ -8,6 +8,7 @@ use url::Url;
 
 use crate::config::{
     Config, DatabaseConfig, OidcConfig, OktaConfig, PolicyConfig, ServerConfig, SessionConfig,
+    UsersConfig,
 };
 use crate::okta_sim::{self, DEMO_ACCOUNTS, DEMO_PASSWORD, SimOptions};
 use crate::startup::{Application, shutdown_signal};
@@ -40,6 +41,9 @@ pub fn config_for_simulator(
         okta: OktaConfig {
             org_url: Url::parse(sim_base)?,
             api_token: Some(SecretString::from("demo-ssws-token")),
+            oauth: None,
+            timeout_seconds: 10,
+            max_retry_wait_seconds: 2,
         },
         database: DatabaseConfig {
             url: database_url,
@@ -47,6 +51,7 @@ pub fn config_for_simulator(
         },
         session: SessionConfig::default(),
         policy: PolicyConfig::default(),
+        users: UsersConfig::default(),
     })
 }
 

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::policy::Decision;
+use crate::okta::{OktaError, OktaErrorKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -28,6 +29,9 @@ pub enum AppError {
     /// The identity provider or Okta failed.
     #[error("upstream failure: {0}")]
     Upstream(String),
+    /// A Management API call failed.
+    #[error("Okta call failed: {0}")]
+    Okta(#[from] OktaError),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -58,6 +62,8 @@ pub struct ErrorReport {
     pub redirect: Option<String>,
     /// Internal detail for the log only, never shown.
     pub internal: Option<String>,
+    /// `X-Okta-Request-Id` of a failed Okta call, shown for support.
+    pub okta_request_id: Option<String>,
 }
 
 impl AppError {
@@ -68,6 +74,7 @@ impl AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::SignIn(_) => StatusCode::BAD_REQUEST,
             AppError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            AppError::Okta(e) => okta_status(e.kind),
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -82,6 +89,7 @@ impl AppError {
             retry: None,
             redirect: None,
             internal: None,
+            okta_request_id: None,
         };
         match self {
             AppError::Unauthenticated { return_to } => {
@@ -129,6 +137,17 @@ impl AppError {
                         .into();
                 report.internal = Some(detail.clone());
             }
+            AppError::Okta(e) => {
+                report.title = match e.kind {
+                    OktaErrorKind::NotFound => "User not found".into(),
+                    _ => "Okta could not complete the request".into(),
+                };
+                report.message = e.plain_message();
+                report.okta_request_id = e.request_id.clone();
+                if okta_status(e.kind).is_server_error() {
+                    report.internal = Some(e.to_string());
+                }
+            }
             AppError::Internal(e) => {
                 report.title = "Something went wrong".into();
                 report.message =
@@ -137,6 +156,22 @@ impl AppError {
             }
         }
         report
+    }
+}
+
+/// The status a person sees for a failed Okta call.
+pub fn okta_status(kind: OktaErrorKind) -> StatusCode {
+    match kind {
+        OktaErrorKind::NotFound => StatusCode::NOT_FOUND,
+        OktaErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        OktaErrorKind::NotAllowed => StatusCode::CONFLICT,
+        OktaErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        OktaErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        OktaErrorKind::Unauthorized
+        | OktaErrorKind::Forbidden
+        | OktaErrorKind::Unavailable
+        | OktaErrorKind::Transport
+        | OktaErrorKind::Malformed => StatusCode::BAD_GATEWAY,
     }
 }
 
@@ -166,6 +201,26 @@ mod tests {
             (AppError::NotFound, 404),
             (AppError::SignIn("x".into()), 400),
             (AppError::Upstream("x".into()), 502),
+            (
+                AppError::Okta(OktaError::new(OktaErrorKind::NotAllowed, "x")),
+                409,
+            ),
+            (
+                AppError::Okta(OktaError::new(OktaErrorKind::RateLimited, "x")),
+                429,
+            ),
+            (
+                AppError::Okta(OktaError::new(OktaErrorKind::Timeout, "x")),
+                504,
+            ),
+            (
+                AppError::Okta(OktaError::new(OktaErrorKind::Unavailable, "x")),
+                502,
+            ),
+            (
+                AppError::Okta(OktaError::new(OktaErrorKind::NotFound, "x")),
+                404,
+            ),
             (AppError::Internal(anyhow::anyhow!("boom")), 500),
         ];
         for (error, status) in cases {

@@ -6,6 +6,7 @@ pub mod config;
 pub mod db;
 pub mod demo;
 pub mod error;
+pub mod okta;
 pub mod okta_sim;
 pub mod routes;
 pub mod session_store;

@@ -15,7 +15,7 @@ use crate::auth::csrf;
 use crate::error::AppError;
 use crate::session_store::DbSessionStore;
 use crate::state::AppState;
-use crate::web::{activity, assets, auth, errors, pages};
+use crate::web::{activity, assets, auth, errors, pages, users};
 
 /// The Content-Security-Policy: no inline script or style, nothing from other origins,
 /// forms may only post here (and follow the sign-out redirect to the provider).
@@ -34,6 +34,13 @@ pub fn router(state: AppState, sessions: SessionManagerLayer<DbSessionStore>) ->
         .route("/", get(pages::home))
         .route("/me", get(pages::me))
         .route("/activity", get(activity::index))
+        .route(
+            "/users",
+            get(users::search::page).post(users::create::create),
+        )
+        .route("/users/new", get(users::create::form))
+        .route("/users/{id}", get(users::detail::page))
+        .merge(users::actions::routes())
         .route("/auth/login", get(auth::login))
         .route(&oidc.redirect_path, get(auth::callback))
         .route("/auth/logout", post(auth::logout))

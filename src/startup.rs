@@ -15,6 +15,7 @@ use crate::audit::AuditStore;
 use crate::auth::oidc::Oidc;
 use crate::config::ValidConfig;
 use crate::db::Database;
+use crate::okta::OktaClient;
 use crate::session_store::DbSessionStore;
 use crate::state::AppState;
 use crate::web::assets::Assets;
@@ -48,13 +49,18 @@ pub struct Application {
 impl Application {
     /// Connects the database, binds the listener (port 0 picks one) and wires everything.
     pub async fn build(valid: ValidConfig) -> anyhow::Result<Application> {
-        let ValidConfig { config, policy } = valid;
+        let ValidConfig {
+            config,
+            policy,
+            ticket_pattern,
+        } = valid;
         let listener = TcpListener::bind(config.server.bind).await?;
         let addr = listener.local_addr()?;
         let public_base = config.public_base(addr);
         let http = http_client()?;
         let db = Database::connect(&config.database).await?;
         let sessions = DbSessionStore::new(&db).await?;
+        let okta = OktaClient::new(http.clone(), &config.okta)?;
         let oidc = Oidc::new(http, config.oidc.clone(), &public_base)?;
         // Load the provider's metadata now; a provider that is down at start-up is retried
         // on first use and reported by /readyz.
@@ -79,10 +85,12 @@ impl Application {
             config: Arc::new(config),
             policy: Arc::new(policy),
             oidc: Arc::new(oidc),
+            okta: Arc::new(okta),
             audit: AuditStore::new(db.clone()),
             db,
             assets: Arc::new(Assets::new()),
             public_base,
+            ticket_pattern: ticket_pattern.map(Arc::new),
         };
         let router = crate::routes::router(state.clone(), session_layer);
         Ok(Application {

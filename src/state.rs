@@ -9,6 +9,7 @@ use crate::auth::oidc::Oidc;
 use crate::auth::policy::Policy;
 use crate::config::Config;
 use crate::db::Database;
+use crate::okta::OktaClient;
 use crate::web::assets::Assets;
 
 #[derive(Clone)]
@@ -16,9 +17,12 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub policy: Arc<Policy>,
     pub oidc: Arc<Oidc>,
+    pub okta: Arc<OktaClient>,
     pub audit: AuditStore,
     pub db: Database,
     pub assets: Arc<Assets>,
     /// The URL people use to reach the portal.
     pub public_base: Url,
+    /// Compiled `users.ticket_pattern`.
+    pub ticket_pattern: Option<Arc<regex::Regex>>,
 }

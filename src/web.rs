@@ -4,5 +4,8 @@ pub mod activity;
 pub mod assets;
 pub mod auth;
 pub mod errors;
+pub mod forms;
+pub mod htmx;
 pub mod layout;
 pub mod pages;
+pub mod users;

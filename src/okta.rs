@@ -1,0 +1,10 @@
+//! The Okta Management API client. No web framework types in here.
+
+pub mod client;
+pub mod error;
+pub mod models;
+pub mod search;
+pub mod users;
+
+pub use client::OktaClient;
+pub use error::{OktaError, OktaErrorKind};

@@ -1,0 +1,569 @@
+//! The Management API client: one `reqwest::Client`, authentication (SSWS or OAuth 2.0 for
+//! Okta with private_key_jwt), and one `send` path that maps every failure to `OktaError`,
+//! reads the rate-limit headers on every response, and retries only what is safe.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use url::Url;
+
+use super::error::{OktaError, OktaErrorKind};
+use crate::config::OktaConfig;
+
+/// How the portal authenticates to the Management API.
+pub enum OktaAuth {
+    Ssws(SecretString),
+    OAuth(ServiceApp),
+}
+
+/// A service app using `client_credentials` with `private_key_jwt` (OKTA-FACTS.md §1.2).
+pub struct ServiceApp {
+    client_id: String,
+    key_id: String,
+    key: jsonwebtoken::EncodingKey,
+    scopes: Vec<String>,
+    token: tokio::sync::Mutex<Option<(SecretString, Instant)>>,
+}
+
+/// The rate-limit headers of the last response in a bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub limit: u64,
+    pub remaining: u64,
+    pub reset: i64,
+}
+
+/// A successful answer.
+pub struct OktaResponse<T> {
+    pub body: T,
+    pub request_id: Option<String>,
+    /// The `rel="next"` link, if any.
+    pub next: Option<Url>,
+}
+
+/// One request to send.
+pub struct OktaRequest {
+    pub method: Method,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub body: Option<Value>,
+}
+
+impl OktaRequest {
+    pub fn get(path: impl Into<String>) -> OktaRequest {
+        OktaRequest {
+            method: Method::GET,
+            path: path.into(),
+            query: Vec::new(),
+            body: None,
+        }
+    }
+
+    pub fn post(path: impl Into<String>, body: Option<Value>) -> OktaRequest {
+        OktaRequest {
+            method: Method::POST,
+            path: path.into(),
+            query: Vec::new(),
+            body,
+        }
+    }
+
+    pub fn delete(path: impl Into<String>) -> OktaRequest {
+        OktaRequest {
+            method: Method::DELETE,
+            path: path.into(),
+            query: Vec::new(),
+            body: None,
+        }
+    }
+
+    pub fn put(path: impl Into<String>) -> OktaRequest {
+        OktaRequest {
+            method: Method::PUT,
+            path: path.into(),
+            query: Vec::new(),
+            body: None,
+        }
+    }
+
+    pub fn query(mut self, key: &str, value: impl Into<String>) -> OktaRequest {
+        self.query.push((key.to_string(), value.into()));
+        self
+    }
+
+    /// Only reads are sent twice. Lifecycle POSTs, creates and DELETE (whose second call
+    /// deletes for good) never are.
+    fn idempotent(&self) -> bool {
+        self.method == Method::GET
+    }
+}
+
+pub struct OktaClient {
+    http: reqwest::Client,
+    base: Url,
+    auth: OktaAuth,
+    timeout: Duration,
+    max_retry_wait: Duration,
+    /// Last rate-limit state per bucket (method + path shape).
+    budget: Mutex<HashMap<String, RateLimit>>,
+}
+
+#[derive(Serialize)]
+struct AssertionClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: String,
+    iat: i64,
+    exp: i64,
+    jti: String,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// The bucket a path belongs to: ids replaced so that all users share one bucket.
+fn bucket(method: &Method, path: &str) -> String {
+    let shape: Vec<&str> = path
+        .split('/')
+        .enumerate()
+        .map(|(i, seg)| {
+            // /api/v1/{resource}/{id}/...: every segment after a resource name that looks
+            // like an id or a login.
+            if i >= 4 && (seg.len() >= 15 || seg.contains('@') || seg.contains('%')) {
+                "{id}"
+            } else {
+                seg
+            }
+        })
+        .collect();
+    format!("{method} {}", shape.join("/"))
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn rate_limit(headers: &HeaderMap) -> Option<RateLimit> {
+    Some(RateLimit {
+        limit: header_str(headers, "x-rate-limit-limit")?.parse().ok()?,
+        remaining: header_str(headers, "x-rate-limit-remaining")?
+            .parse()
+            .ok()?,
+        reset: header_str(headers, "x-rate-limit-reset")?.parse().ok()?,
+    })
+}
+
+/// Seconds to wait before retrying a 429: `X-Rate-Limit-Reset − Date + 1` (Okta's SDKs).
+fn retry_delay(headers: &HeaderMap) -> Option<Duration> {
+    let reset: i64 = header_str(headers, "x-rate-limit-reset")?.parse().ok()?;
+    let date = header_str(headers, "date")
+        .and_then(httpdate_to_unix)
+        .unwrap_or_else(now_unix);
+    Some(Duration::from_secs((reset - date + 1).max(0) as u64))
+}
+
+fn httpdate_to_unix(value: &str) -> Option<i64> {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    time::PrimitiveDateTime::parse(value, &format)
+        .ok()
+        .map(|dt| dt.assume_utc().unix_timestamp())
+}
+
+/// The `rel="next"` target among the `link` headers.
+pub fn next_link(headers: &HeaderMap) -> Option<Url> {
+    headers.get_all(header::LINK).iter().find_map(|value| {
+        let value = value.to_str().ok()?;
+        value.split(',').find_map(|part| {
+            let (target, params) = part.split_once(';')?;
+            if !params.split(';').any(|p| p.trim() == "rel=\"next\"") {
+                return None;
+            }
+            let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+            Url::parse(target).ok()
+        })
+    })
+}
+
+impl OktaClient {
+    pub fn new(http: reqwest::Client, config: &OktaConfig) -> anyhow::Result<OktaClient> {
+        let auth = match (&config.api_token, &config.oauth) {
+            (Some(token), None) => OktaAuth::Ssws(token.clone()),
+            (None, Some(oauth)) => {
+                let pem = match (&oauth.private_key, &oauth.private_key_file) {
+                    (Some(key), None) => key.expose_secret().to_string(),
+                    (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
+                        anyhow::anyhow!(
+                            "reading okta.oauth.private_key_file {}: {e}",
+                            path.display()
+                        )
+                    })?,
+                    _ => anyhow::bail!(
+                        "okta.oauth needs exactly one of private_key and private_key_file"
+                    ),
+                };
+                OktaAuth::OAuth(ServiceApp {
+                    client_id: oauth.client_id.clone(),
+                    key_id: oauth.key_id.clone(),
+                    key: jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes())
+                        .map_err(|e| anyhow::anyhow!("okta.oauth private key: {e}"))?,
+                    scopes: oauth.scopes.clone(),
+                    token: tokio::sync::Mutex::new(None),
+                })
+            }
+            _ => anyhow::bail!("configure exactly one of okta.api_token and okta.oauth"),
+        };
+        Ok(OktaClient {
+            http,
+            base: config.org_url.clone(),
+            auth,
+            timeout: Duration::from_secs(config.timeout_seconds),
+            max_retry_wait: Duration::from_secs(config.max_retry_wait_seconds),
+            budget: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// The last rate-limit headers seen for a request shape (for diagnostics and tests).
+    pub fn rate_limit(&self, method: &Method, path: &str) -> Option<RateLimit> {
+        self.budget
+            .lock()
+            .ok()
+            .and_then(|b| b.get(&bucket(method, path)).copied())
+    }
+
+    async fn authorization(&self) -> Result<String, OktaError> {
+        match &self.auth {
+            OktaAuth::Ssws(token) => Ok(format!("SSWS {}", token.expose_secret())),
+            OktaAuth::OAuth(app) => {
+                let mut cached = app.token.lock().await;
+                if let Some((token, expires)) = cached.as_ref()
+                    && Instant::now() < *expires
+                {
+                    return Ok(format!("Bearer {}", token.expose_secret()));
+                }
+                let (token, lifetime) = self.fetch_service_token(app).await?;
+                // Renew a minute before Okta's expiry.
+                let renew = Duration::from_secs(lifetime.saturating_sub(60).max(1));
+                let header = format!("Bearer {}", token.expose_secret());
+                *cached = Some((token, Instant::now() + renew));
+                Ok(header)
+            }
+        }
+    }
+
+    async fn fetch_service_token(
+        &self,
+        app: &ServiceApp,
+    ) -> Result<(SecretString, u64), OktaError> {
+        let token_url = self
+            .base
+            .join("/oauth2/v1/token")
+            .map_err(|e| OktaError::new(OktaErrorKind::Transport, e.to_string()))?;
+        let now = now_unix();
+        let claims = AssertionClaims {
+            iss: &app.client_id,
+            sub: &app.client_id,
+            aud: token_url.to_string(),
+            iat: now,
+            exp: now + 300,
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        let mut jwt_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        jwt_header.kid = Some(app.key_id.clone());
+        let assertion = jsonwebtoken::encode(&jwt_header, &claims, &app.key).map_err(|e| {
+            OktaError::new(
+                OktaErrorKind::Unauthorized,
+                format!("signing the client assertion: {e}"),
+            )
+        })?;
+        let scope = app.scopes.join(" ");
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("scope", scope.as_str()),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", assertion.as_str()),
+        ];
+        let response = self
+            .http
+            .post(token_url)
+            .header(header::ACCEPT, "application/json")
+            .timeout(self.timeout)
+            .form(&form)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = response.status();
+        let request_id = header_str(response.headers(), "x-okta-request-id").map(str::to_string);
+        let bytes = response.bytes().await.map_err(transport_error)?;
+        if !status.is_success() {
+            let detail: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let mut e = OktaError::new(
+                if status.is_server_error() {
+                    OktaErrorKind::Unavailable
+                } else {
+                    OktaErrorKind::Unauthorized
+                },
+                format!(
+                    "service app token refused: {} {}",
+                    detail["error"].as_str().unwrap_or(""),
+                    detail["error_description"].as_str().unwrap_or("")
+                ),
+            );
+            e.status = Some(status.as_u16());
+            e.request_id = request_id;
+            return Err(e);
+        }
+        let answer: TokenAnswer = serde_json::from_slice(&bytes).map_err(|e| {
+            OktaError::new(OktaErrorKind::Malformed, format!("token response: {e}"))
+        })?;
+        Ok((
+            SecretString::from(answer.access_token),
+            answer.expires_in.unwrap_or(3600),
+        ))
+    }
+
+    /// Sends a request and decodes the answer. Reads are retried once on a transient
+    /// failure and after a 429 whose window resets within `max_retry_wait_seconds`.
+    pub async fn send<T: DeserializeOwned>(
+        &self,
+        request: OktaRequest,
+    ) -> Result<OktaResponse<T>, OktaError> {
+        let key = bucket(&request.method, &request.path);
+        if let Some(limit) = self.budget.lock().ok().and_then(|b| b.get(&key).copied())
+            && limit.remaining == 0
+            && limit.reset > now_unix()
+            && !request.idempotent()
+        {
+            // The window is spent: do not spend a write on a certain 429.
+            let mut e = OktaError::new(OktaErrorKind::RateLimited, "rate-limit window exhausted");
+            e.reset_at = Some(limit.reset);
+            return Err(e);
+        }
+        let mut retry_for: Option<String> = None;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match self
+                .send_once::<T>(&request, &key, retry_for.as_deref(), attempt - 1)
+                .await
+            {
+                Ok(r) => return Ok(r),
+                Err((e, delay)) => {
+                    if !request.idempotent() || attempt >= 2 {
+                        return Err(e);
+                    }
+                    let wait = match e.kind {
+                        OktaErrorKind::RateLimited => match delay {
+                            Some(d) if d <= self.max_retry_wait => d,
+                            _ => return Err(e),
+                        },
+                        _ if e.is_transient() => Duration::from_millis(200),
+                        _ => return Err(e),
+                    };
+                    tracing::warn!(
+                        path = %request.path,
+                        kind = ?e.kind,
+                        okta_request_id = e.request_id.as_deref().unwrap_or("-"),
+                        wait_ms = wait.as_millis() as u64,
+                        "retrying an Okta read"
+                    );
+                    retry_for = e.request_id.clone();
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    async fn send_once<T: DeserializeOwned>(
+        &self,
+        request: &OktaRequest,
+        bucket_key: &str,
+        retry_for: Option<&str>,
+        retry_count: u32,
+    ) -> Result<OktaResponse<T>, (OktaError, Option<Duration>)> {
+        let url = self.base.join(&request.path).map_err(|e| {
+            (
+                OktaError::new(OktaErrorKind::Transport, e.to_string()),
+                None,
+            )
+        })?;
+        let authorization = self.authorization().await.map_err(|e| (e, None))?;
+        let mut builder = self
+            .http
+            .request(request.method.clone(), url)
+            .timeout(self.timeout)
+            .header(header::ACCEPT, "application/json")
+            .header(header::AUTHORIZATION, authorization);
+        if !request.query.is_empty() {
+            builder = builder.query(&request.query);
+        }
+        builder = match &request.body {
+            Some(body) => builder.json(body),
+            // Okta answers 411 to a POST/PUT without Content-Length.
+            None if request.method != Method::GET && request.method != Method::DELETE => builder
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::CONTENT_LENGTH, HeaderValue::from_static("0")),
+            None => builder,
+        };
+        if let Some(original) = retry_for {
+            builder = builder
+                .header("x-okta-retry-for", original)
+                .header("x-okta-retry-count", retry_count.to_string());
+        }
+        let response = builder
+            .send()
+            .await
+            .map_err(|e| (transport_error(e), None))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let request_id = header_str(&headers, "x-okta-request-id").map(str::to_string);
+        if let Some(limit) = rate_limit(&headers) {
+            if limit.limit > 0 && limit.remaining * 10 < limit.limit {
+                tracing::warn!(
+                    bucket = bucket_key,
+                    remaining = limit.remaining,
+                    limit = limit.limit,
+                    "Okta rate limit nearly spent"
+                );
+            }
+            if let Ok(mut budget) = self.budget.lock() {
+                budget.insert(bucket_key.to_string(), limit);
+            }
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| (transport_error(e), None))?;
+        if !status.is_success() {
+            let reset = rate_limit(&headers).map(|l| l.reset);
+            let delay = (status == StatusCode::TOO_MANY_REQUESTS)
+                .then(|| retry_delay(&headers))
+                .flatten();
+            return Err((
+                OktaError::from_response(status.as_u16(), &bytes, request_id, reset),
+                delay,
+            ));
+        }
+        let body_bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+        let body = serde_json::from_slice::<T>(body_bytes).map_err(|e| {
+            let mut err =
+                OktaError::new(OktaErrorKind::Malformed, format!("unexpected answer: {e}"));
+            err.status = Some(status.as_u16());
+            err.request_id = request_id.clone();
+            (err, None)
+        })?;
+        Ok(OktaResponse {
+            body,
+            request_id,
+            next: next_link(&headers),
+        })
+    }
+}
+
+fn transport_error(e: reqwest::Error) -> OktaError {
+    if e.is_timeout() {
+        OktaError::new(OktaErrorKind::Timeout, "Okta did not answer in time")
+    } else {
+        OktaError::new(OktaErrorKind::Transport, format!("{e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_group_ids_together() {
+        assert_eq!(bucket(&Method::GET, "/api/v1/users"), "GET /api/v1/users");
+        assert_eq!(
+            bucket(
+                &Method::POST,
+                "/api/v1/users/00u1a2b3c4D5e6F7g8h9/lifecycle/suspend"
+            ),
+            "POST /api/v1/users/{id}/lifecycle/suspend"
+        );
+        assert_eq!(
+            bucket(&Method::GET, "/api/v1/users/ada%40example.com"),
+            "GET /api/v1/users/{id}"
+        );
+    }
+
+    #[test]
+    fn next_link_is_found_among_several_link_headers() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::LINK,
+            HeaderValue::from_static("<https://o.example/api/v1/users?limit=2>; rel=\"self\""),
+        );
+        headers.append(
+            header::LINK,
+            HeaderValue::from_static(
+                "<https://o.example/api/v1/users?after=00u2&limit=2>; rel=\"next\"",
+            ),
+        );
+        assert_eq!(
+            next_link(&headers).unwrap().as_str(),
+            "https://o.example/api/v1/users?after=00u2&limit=2"
+        );
+        let mut only_self = HeaderMap::new();
+        only_self.append(
+            header::LINK,
+            HeaderValue::from_static("<https://o.example/x>; rel=\"self\""),
+        );
+        assert_eq!(next_link(&only_self), None);
+    }
+
+    #[test]
+    fn retry_delay_follows_okta_sdks() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "date",
+            HeaderValue::from_static("Sun, 29 Nov 2026 10:00:00 GMT"),
+        );
+        let date = httpdate_to_unix("Sun, 29 Nov 2026 10:00:00 GMT").unwrap();
+        headers.insert(
+            "x-rate-limit-reset",
+            HeaderValue::from_str(&(date + 3).to_string()).unwrap(),
+        );
+        assert_eq!(retry_delay(&headers), Some(Duration::from_secs(4)));
+    }
+
+    #[test]
+    fn rate_limit_headers_are_read() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-rate-limit-limit", HeaderValue::from_static("600"));
+        headers.insert("x-rate-limit-remaining", HeaderValue::from_static("599"));
+        headers.insert("x-rate-limit-reset", HeaderValue::from_static("1800000000"));
+        assert_eq!(
+            rate_limit(&headers),
+            Some(RateLimit {
+                limit: 600,
+                remaining: 599,
+                reset: 1_800_000_000
+            })
+        );
+    }
+}

@@ -1,0 +1,6 @@
+//! The user pages: search, detail, create, lifecycle actions.
+
+pub mod actions;
+pub mod create;
+pub mod detail;
+pub mod search;

@@ -1,0 +1,267 @@
+//! `/users`: one box that understands email, login, name and id, plus status and group
+//! filters; live results with htmx, cursor pagination, shareable URLs.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+
+use crate::auth::extract::Require;
+use crate::auth::policy::perm;
+use crate::error::AppError;
+use crate::okta::OktaError;
+use crate::okta::models::{User, UserStatus};
+use crate::okta::search::Search;
+use crate::okta::users::UserQuery;
+use crate::state::AppState;
+use crate::web::htmx;
+use crate::web::layout::PageCtx;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SearchParams {
+    #[serde(default)]
+    pub q: String,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub after: Option<String>,
+}
+
+pub struct Row {
+    pub id: String,
+    pub name: String,
+    pub login: String,
+    pub email: String,
+    pub status: UserStatus,
+}
+
+impl From<User> for Row {
+    fn from(u: User) -> Row {
+        Row {
+            name: u.display_name(),
+            login: u.profile.login.clone(),
+            email: u.profile.email.clone().unwrap_or_default(),
+            status: u.status,
+            id: u.id,
+        }
+    }
+}
+
+/// What the results area shows.
+pub struct Results {
+    pub rows: Vec<Row>,
+    /// Link to the next page (the same query plus Okta's cursor).
+    pub next_url: Option<String>,
+    pub error: Option<(String, String)>,
+    /// True when the query is empty (the list of everyone).
+    pub browsing: bool,
+    pub paged: bool,
+}
+
+#[derive(Template)]
+#[template(path = "users/search.html")]
+struct SearchPage {
+    ctx: PageCtx,
+    params: SearchParams,
+    statuses: Vec<(&'static str, &'static str, bool)>,
+    results: Results,
+    request_id: String,
+}
+
+#[derive(Template)]
+#[template(path = "users/_results.html")]
+struct ResultsFragment {
+    results: Results,
+    request_id: String,
+}
+
+fn is_okta_id(q: &str) -> bool {
+    q.len() == 20 && q.starts_with("00u") && q.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// Turns what an agent typed into a `search` expression.
+pub fn expression(q: &str, status: Option<UserStatus>) -> Option<Search> {
+    let q = q.trim();
+    let text = if q.is_empty() {
+        None
+    } else if is_okta_id(q) {
+        Some(Search::eq("id", q))
+    } else if q.contains('@') {
+        Search::any(vec![
+            Search::sw("profile.login", q),
+            Search::sw("profile.email", q),
+        ])
+    } else {
+        let words: Vec<&str> = q.split_whitespace().collect();
+        match words.as_slice() {
+            [one] => Search::any(vec![
+                Search::sw("profile.firstName", *one),
+                Search::sw("profile.lastName", *one),
+                Search::sw("profile.login", *one),
+                Search::sw("profile.email", *one),
+            ]),
+            [first, rest @ ..] => {
+                let rest = rest.join(" ");
+                Search::any(vec![
+                    Search::sw("profile.firstName", *first)
+                        .and(Search::sw("profile.lastName", rest.clone())),
+                    Search::sw("profile.lastName", *first)
+                        .and(Search::sw("profile.firstName", rest)),
+                    Search::sw("profile.login", q),
+                ])
+            }
+            [] => None,
+        }
+    };
+    let status = status.map(|s| Search::eq("status", s.as_str()));
+    match (text, status) {
+        (Some(t), Some(s)) => Some(s.and(t)),
+        (t, s) => t.or(s),
+    }
+}
+
+fn query_string(params: &SearchParams, after: Option<&str>) -> String {
+    let mut pairs = url::form_urlencoded::Serializer::new(String::new());
+    if !params.q.is_empty() {
+        pairs.append_pair("q", &params.q);
+    }
+    if !params.status.is_empty() {
+        pairs.append_pair("status", &params.status);
+    }
+    if let Some(after) = after {
+        pairs.append_pair("after", after);
+    }
+    let qs = pairs.finish();
+    if qs.is_empty() {
+        "/users".into()
+    } else {
+        format!("/users?{qs}")
+    }
+}
+
+pub async fn run_search(state: &AppState, params: &SearchParams) -> Results {
+    let status = UserStatus::parse(&params.status);
+    let search = expression(&params.q, status);
+    let browsing = search.is_none();
+    let query = UserQuery {
+        search,
+        limit: Some(state.config.users.page_size),
+        after: params.after.clone().filter(|a| !a.is_empty()),
+        sort_by: None,
+    };
+    match state.okta.list_users(query).await {
+        Ok(page) => Results {
+            next_url: page
+                .next_after
+                .as_deref()
+                .map(|a| query_string(params, Some(a))),
+            rows: page.users.into_iter().map(Row::from).collect(),
+            error: None,
+            browsing,
+            paged: params.after.is_some(),
+        },
+        Err(e) => Results {
+            rows: Vec::new(),
+            next_url: None,
+            error: Some(okta_failure(&e)),
+            browsing,
+            paged: false,
+        },
+    }
+}
+
+/// The message and Okta request id of a failed call, logged once.
+pub fn okta_failure(e: &OktaError) -> (String, String) {
+    tracing::warn!(kind = ?e.kind, code = e.code.as_deref().unwrap_or("-"), okta_request_id = e.request_id.as_deref().unwrap_or("-"), summary = %e.summary, "Okta call failed");
+    (e.plain_message(), e.request_id.clone().unwrap_or_default())
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    agent: Require<perm::UsersRead>,
+    headers: HeaderMap,
+    Query(params): Query<SearchParams>,
+) -> Result<Response, AppError> {
+    let results = run_search(&state, &params).await;
+    if htmx::wants_fragment(&headers) {
+        let fragment = ResultsFragment {
+            results,
+            request_id: agent.meta.request_id.clone(),
+        };
+        return Ok(Html(fragment.render()?).into_response());
+    }
+    let ctx = PageCtx::for_agent(&agent, &state, "users").await?;
+    let request_id = agent.meta.request_id.clone();
+    let statuses = UserStatus::ALL
+        .iter()
+        .map(|s| (s.as_str(), s.label(), s.as_str() == params.status))
+        .collect();
+    Ok(Html(
+        SearchPage {
+            ctx,
+            params,
+            statuses,
+            results,
+            request_id,
+        }
+        .render()?,
+    )
+    .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_box_understands_ids_emails_and_names() {
+        assert_eq!(
+            expression("00u1a2b3c4D5e6F7g8h9", None)
+                .unwrap()
+                .to_string(),
+            r#"id eq "00u1a2b3c4D5e6F7g8h9""#
+        );
+        assert_eq!(
+            expression("ada@ex", None).unwrap().to_string(),
+            r#"profile.login sw "ada@ex" or profile.email sw "ada@ex""#
+        );
+        assert_eq!(
+            expression("Love", Some(UserStatus::Active))
+                .unwrap()
+                .to_string(),
+            r#"status eq "ACTIVE" and (profile.firstName sw "Love" or profile.lastName sw "Love" or profile.login sw "Love" or profile.email sw "Love")"#
+        );
+        let two = expression("Ada Love", None).unwrap().to_string();
+        assert!(two.starts_with(r#"(profile.firstName sw "Ada" and profile.lastName sw "Love") or (profile.lastName sw "Ada" and profile.firstName sw "Love")"#), "{two}");
+        assert_eq!(expression("  ", None), None);
+        assert_eq!(
+            expression("", Some(UserStatus::LockedOut))
+                .unwrap()
+                .to_string(),
+            r#"status eq "LOCKED_OUT""#
+        );
+    }
+
+    #[test]
+    fn quotes_in_the_box_stay_inside_the_literal() {
+        let e = expression(r#"x" or status eq "ACTIVE"#, None)
+            .unwrap()
+            .to_string();
+        assert!(e.contains(r#"sw "x\" or"#), "{e}");
+    }
+
+    #[test]
+    fn next_page_urls_keep_the_query() {
+        let params = SearchParams {
+            q: "ada love".into(),
+            status: "ACTIVE".into(),
+            after: None,
+        };
+        assert_eq!(
+            query_string(&params, Some("00uX")),
+            "/users?q=ada+love&status=ACTIVE&after=00uX"
+        );
+        assert_eq!(query_string(&SearchParams::default(), None), "/users");
+    }
+}
