@@ -203,6 +203,27 @@ impl OktaClient {
             .body)
     }
 
+    /// One page of a group's members (`GET /api/v1/groups/{id}/users`).
+    pub async fn group_members(
+        &self,
+        group_id: &str,
+        limit: u32,
+        after: Option<String>,
+    ) -> Result<UserPage, OktaError> {
+        let encoded: String = url::form_urlencoded::byte_serialize(group_id.as_bytes()).collect();
+        let mut request = OktaRequest::get(format!("/api/v1/groups/{encoded}/users"))
+            .query("limit", limit.to_string());
+        if let Some(after) = after {
+            request = request.query("after", after);
+        }
+        let response: OktaResponse<Vec<User>> = self.send(request).await?;
+        Ok(UserPage {
+            next_after: after_param(response.next.as_ref()),
+            users: response.body,
+            request_id: response.request_id,
+        })
+    }
+
     /// Groups whose name starts with `q` (all groups when `q` is empty).
     pub async fn list_groups(&self, q: &str, limit: u32) -> Result<Vec<Group>, OktaError> {
         let mut request = OktaRequest::get("/api/v1/groups").query("limit", limit.to_string());

@@ -9,7 +9,9 @@ use serde::Deserialize;
 
 use crate::auth::extract::Require;
 use crate::auth::policy::perm;
-use crate::error::AppError;
+use axum::http::StatusCode;
+
+use crate::error::{AppError, okta_status};
 use crate::okta::OktaError;
 use crate::okta::models::{User, UserStatus};
 use crate::okta::search::Search;
@@ -24,6 +26,9 @@ pub struct SearchParams {
     pub q: String,
     #[serde(default)]
     pub status: String,
+    /// A group id: only its members.
+    #[serde(default)]
+    pub group: String,
     #[serde(default)]
     pub after: Option<String>,
 }
@@ -65,6 +70,7 @@ struct SearchPage {
     ctx: PageCtx,
     params: SearchParams,
     statuses: Vec<(&'static str, &'static str, bool)>,
+    groups: Vec<(String, String, bool)>,
     results: Results,
     request_id: String,
 }
@@ -129,6 +135,9 @@ fn query_string(params: &SearchParams, after: Option<&str>) -> String {
     if !params.status.is_empty() {
         pairs.append_pair("status", &params.status);
     }
+    if !params.group.is_empty() {
+        pairs.append_pair("group", &params.group);
+    }
     if let Some(after) = after {
         pairs.append_pair("after", after);
     }
@@ -140,7 +149,76 @@ fn query_string(params: &SearchParams, after: Option<&str>) -> String {
     }
 }
 
-pub async fn run_search(state: &AppState, params: &SearchParams) -> Results {
+/// Whether a user matches the box the way the `search` expression would (used inside a
+/// group, where Okta offers no search).
+pub fn matches(user: &User, q: &str, status: Option<UserStatus>) -> bool {
+    if status.is_some_and(|s| s != user.status) {
+        return false;
+    }
+    let q = q.trim().to_lowercase();
+    if q.is_empty() {
+        return true;
+    }
+    if is_okta_id(q.as_str()) {
+        return user.id.to_lowercase() == q;
+    }
+    let starts =
+        |v: Option<&str>, prefix: &str| v.is_some_and(|v| v.to_lowercase().starts_with(prefix));
+    let p = &user.profile;
+    let (first, last) = (p.first_name.as_deref(), p.last_name.as_deref());
+    if starts(Some(&p.login), &q) || starts(p.email.as_deref(), &q) {
+        return true;
+    }
+    let words: Vec<&str> = q.split_whitespace().collect();
+    match words.as_slice() {
+        [one] => starts(first, one) || starts(last, one),
+        [a, rest @ ..] => {
+            let rest = rest.join(" ");
+            (starts(first, a) && starts(last, &rest)) || (starts(last, a) && starts(first, &rest))
+        }
+        [] => true,
+    }
+}
+
+async fn search_group(state: &AppState, params: &SearchParams) -> (Results, Option<StatusCode>) {
+    let status = UserStatus::parse(&params.status);
+    let after = params.after.clone().filter(|a| !a.is_empty());
+    match state.okta.group_members(&params.group, 200, after).await {
+        Ok(page) => (
+            Results {
+                next_url: page
+                    .next_after
+                    .as_deref()
+                    .map(|a| query_string(params, Some(a))),
+                rows: page
+                    .users
+                    .into_iter()
+                    .filter(|u| matches(u, &params.q, status))
+                    .map(Row::from)
+                    .collect(),
+                error: None,
+                browsing: false,
+                paged: params.after.is_some(),
+            },
+            None,
+        ),
+        Err(e) => (
+            Results {
+                rows: Vec::new(),
+                next_url: None,
+                error: Some(okta_failure(&e)),
+                browsing: false,
+                paged: false,
+            },
+            Some(okta_status(e.kind)),
+        ),
+    }
+}
+
+pub async fn run_search(state: &AppState, params: &SearchParams) -> (Results, Option<StatusCode>) {
+    if !params.group.is_empty() {
+        return search_group(state, params).await;
+    }
     let status = UserStatus::parse(&params.status);
     let search = expression(&params.q, status);
     let browsing = search.is_none();
@@ -151,23 +229,37 @@ pub async fn run_search(state: &AppState, params: &SearchParams) -> Results {
         sort_by: None,
     };
     match state.okta.list_users(query).await {
-        Ok(page) => Results {
-            next_url: page
-                .next_after
-                .as_deref()
-                .map(|a| query_string(params, Some(a))),
-            rows: page.users.into_iter().map(Row::from).collect(),
-            error: None,
-            browsing,
-            paged: params.after.is_some(),
-        },
-        Err(e) => Results {
-            rows: Vec::new(),
-            next_url: None,
-            error: Some(okta_failure(&e)),
-            browsing,
-            paged: false,
-        },
+        Ok(page) => (
+            Results {
+                next_url: page
+                    .next_after
+                    .as_deref()
+                    .map(|a| query_string(params, Some(a))),
+                rows: page.users.into_iter().map(Row::from).collect(),
+                error: None,
+                browsing,
+                paged: params.after.is_some(),
+            },
+            None,
+        ),
+        Err(e) => (
+            Results {
+                rows: Vec::new(),
+                next_url: None,
+                error: Some(okta_failure(&e)),
+                browsing,
+                paged: false,
+            },
+            Some(okta_status(e.kind)),
+        ),
+    }
+}
+
+/// The status of a page or fragment whose search failed.
+fn status_of(results: &Results, failure: Option<StatusCode>) -> StatusCode {
+    match (&results.error, failure) {
+        (Some(_), Some(status)) => status,
+        _ => StatusCode::OK,
     }
 }
 
@@ -183,13 +275,14 @@ pub async fn page(
     headers: HeaderMap,
     Query(params): Query<SearchParams>,
 ) -> Result<Response, AppError> {
-    let results = run_search(&state, &params).await;
+    let (results, failure) = run_search(&state, &params).await;
+    let status = status_of(&results, failure);
     if htmx::wants_fragment(&headers) {
         let fragment = ResultsFragment {
             results,
             request_id: agent.meta.request_id.clone(),
         };
-        return Ok(Html(fragment.render()?).into_response());
+        return Ok((status, Html(fragment.render()?)).into_response());
     }
     let ctx = PageCtx::for_agent(&agent, &state, "users").await?;
     let request_id = agent.meta.request_id.clone();
@@ -197,17 +290,35 @@ pub async fn page(
         .iter()
         .map(|s| (s.as_str(), s.label(), s.as_str() == params.status))
         .collect();
-    Ok(Html(
-        SearchPage {
-            ctx,
-            params,
-            statuses,
-            results,
-            request_id,
-        }
-        .render()?,
+    // The group list is a convenience: if it cannot be read the page still works.
+    let groups = state
+        .okta
+        .list_groups("", 200)
+        .await
+        .map(|gs| {
+            gs.into_iter()
+                .map(|g| {
+                    let selected = g.id == params.group;
+                    (g.id, g.profile.name, selected)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((
+        status,
+        Html(
+            SearchPage {
+                ctx,
+                params,
+                statuses,
+                groups,
+                results,
+                request_id,
+            }
+            .render()?,
+        ),
     )
-    .into_response())
+        .into_response())
 }
 
 #[cfg(test)]
@@ -252,10 +363,27 @@ mod tests {
     }
 
     #[test]
+    fn local_matching_inside_a_group_follows_the_box_rules() {
+        let user: User = serde_json::from_value(serde_json::json!({
+            "id": "00u1a2b3c4D5e6F7g8h9", "status": "ACTIVE",
+            "profile": {"login": "ada.lovelace@example.com", "email": "ada@example.org", "firstName": "Ada", "lastName": "Lovelace"}
+        }))
+        .unwrap();
+        for q in ["", "ada", "LOVE", "ada love", "love ada", "ada.lov", "ada@ex", "00u1a2b3c4d5e6f7g8h9"] {
+            assert!(matches(&user, q, None), "{q}");
+        }
+        for q in ["bob", "ada bob", "example.com", "00u1a2b3c4D5e6F7g8h0"] {
+            assert!(!matches(&user, q, None), "{q}");
+        }
+        assert!(!matches(&user, "ada", Some(UserStatus::Suspended)));
+    }
+
+    #[test]
     fn next_page_urls_keep_the_query() {
         let params = SearchParams {
             q: "ada love".into(),
             status: "ACTIVE".into(),
+            group: String::new(),
             after: None,
         };
         assert_eq!(
