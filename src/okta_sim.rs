@@ -4,10 +4,30 @@
 //! does (OKTA-FACTS.md §10): discovery, authorize with a sign-in page, token (authorization
 //! code with PKCE, refresh token, client credentials), keys, userinfo, logout, revoke and
 //! introspect. Every response carries `X-Okta-Request-Id`.
+//!
+//! It also serves the org authorization server (`{base}/oauth2/v1/token` and `/keys`, OAuth
+//! 2.0 for Okta with `private_key_jwt` service apps) and the Management API the portal uses
+//! (`/api/v1/users`, lifecycle operations, groups, System Log), authenticated by SSWS API
+//! tokens or org access tokens, with Okta's rate-limit headers, errors and Link paging.
+//! Tests can inject faults ([`Fault`]), lower rate limits, and observe requests and events.
+//!
+//! Rate-limit buckets (for [`SimState::set_rate_limit`]), default 600 requests per 60 s:
+//! `GET /api/v1/users`, `POST /api/v1/users`, `GET /api/v1/users/{id}` (also `/groups`),
+//! `POST /api/v1/users/{id}`, `PUT /api/v1/users/{id}`, `DELETE /api/v1/users/{id}`,
+//! `POST /api/v1/users/{id}/lifecycle` (every lifecycle operation),
+//! `DELETE /api/v1/users/{id}/sessions`, `GET /api/v1/groups` (every group read),
+//! `PUT /api/v1/groups/{id}/users/{userId}`, `DELETE /api/v1/groups/{id}/users/{userId}`,
+//! `GET /api/v1/logs`, and `{METHOD} /api/v1` for anything else.
 
+pub mod api;
+pub mod expr;
+pub mod groups;
 pub mod keys;
 pub mod oidc;
+pub mod org_as;
 pub mod store;
+pub mod syslog;
+pub mod users;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockWriteGuard};
@@ -16,14 +36,21 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::Request;
 use axum::middleware::Next;
-use axum::response::Response;
-use http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+pub use api::{
+    API_ADMIN_ID, API_ADMIN_LOGIN, DEFAULT_RATE_LIMIT, Fault, FaultKind, RecordedRequest,
+};
+pub use org_as::{SERVICE_APP_CLIENT_ID, SERVICE_APP_KEY_PEM, SERVICE_APP_KID, SERVICE_APP_SCOPES};
 pub use store::{
-    AccessTokenTamper, DEMO_ACCOUNTS, DEMO_PASSWORD, IdTokenTamper, SimClient, Store, UserStatus,
+    AccessTokenTamper, DEMO_ACCOUNTS, DEMO_PASSWORD, IdTokenTamper, ServiceApp, SimClient, SimUser,
+    Store, UserStatus,
 };
 
 use keys::KeyRing;
@@ -34,11 +61,17 @@ pub const PORTAL_CLIENT_SECRET: &str = "demo-portal-client-secret-not-for-produc
 /// The audience of access tokens minted by the demo authorization server.
 pub const AUDIENCE: &str = "api://admin-portal";
 pub const AUTH_SERVER_ID: &str = "default";
+/// The SSWS API token the simulator accepts by default.
+pub const DEMO_API_TOKEN: &str = "demo-ssws-token";
 
 pub struct SimOptions {
     /// How many end users to seed besides the demo accounts.
     pub end_users: usize,
     pub clients: Vec<SimClient>,
+    /// SSWS tokens accepted by the Management API (`Authorization: SSWS {token}`).
+    pub api_tokens: Vec<String>,
+    /// Service apps of the org authorization server (OAuth 2.0 for Okta).
+    pub service_apps: Vec<ServiceApp>,
 }
 
 impl Default for SimOptions {
@@ -46,6 +79,9 @@ impl Default for SimOptions {
         Self {
             end_users: 400,
             clients: Vec::new(),
+            api_tokens: vec![DEMO_API_TOKEN.into()],
+            // The key is embedded and checked by a unit test; deriving it cannot fail.
+            service_apps: org_as::demo_service_app().into_iter().collect(),
         }
     }
 }
@@ -55,6 +91,8 @@ pub struct SimInner {
     pub issuer: String,
     store: Mutex<Store>,
     keys: RwLock<KeyRing>,
+    ops: Mutex<api::Ops>,
+    stopping: watch::Sender<bool>,
 }
 
 /// A handle on the simulator's state, shared with its handlers and with tests.
@@ -119,6 +157,113 @@ impl SimState {
             .copied()
             .unwrap_or(0)
     }
+
+    pub(crate) fn ops(&self) -> MutexGuard<'_, api::Ops> {
+        self.0.ops.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sleeps, unless the simulator stops first (then returns false).
+    pub(crate) async fn sleep_unless_stopped(&self, duration: Duration) -> bool {
+        let mut stopping = self.0.stopping.subscribe();
+        tokio::select! {
+            _ = tokio::time::sleep(duration) => true,
+            _ = stopping.wait_for(|s| *s) => false,
+        }
+    }
+
+    fn stop_sleepers(&self) {
+        self.0.stopping.send_replace(true);
+    }
+
+    /// Sets the ceiling of a rate-limit bucket per 60-second window and starts a fresh
+    /// window. Buckets are named `"{METHOD} {path template}"`, e.g. `GET /api/v1/users`,
+    /// `POST /api/v1/users/{id}/lifecycle`, `GET /api/v1/logs` (see the module docs).
+    pub fn set_rate_limit(&self, bucket: &str, limit: u32) {
+        self.ops().rate_limits.set(bucket, limit);
+    }
+
+    /// Sets the ceiling of every bucket without its own limit (default 600).
+    pub fn set_default_rate_limit(&self, limit: u32) {
+        self.ops().rate_limits.set_default(limit);
+    }
+
+    /// The rate-limit bucket a request falls into.
+    pub fn rate_limit_bucket(method: &str, path: &str) -> String {
+        let method = http::Method::from_bytes(method.as_bytes()).unwrap_or(http::Method::GET);
+        api::bucket_for(&method, path)
+    }
+
+    /// Makes the next `fault.count` matching requests fail (before any handler runs).
+    pub fn inject_fault(&self, fault: Fault) {
+        self.ops().faults.push(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.ops().faults.clear();
+    }
+
+    /// How many requests with this method (`"*"` for any) and a path starting with
+    /// `path_prefix` the simulator has received.
+    pub fn request_count(&self, method: &str, path_prefix: &str) -> usize {
+        self.ops().request_count(method, path_prefix)
+    }
+
+    /// The headers of the last matching request (e.g. to read `X-Okta-Retry-For`).
+    pub fn last_request_headers(&self, method: &str, path_prefix: &str) -> Option<HeaderMap> {
+        self.ops()
+            .matching(method, path_prefix)
+            .pop()
+            .map(|r| r.headers)
+    }
+
+    /// The matching requests, oldest first (the last 5000 requests are kept).
+    pub fn requests(&self, method: &str, path_prefix: &str) -> Vec<RecordedRequest> {
+        self.ops().matching(method, path_prefix)
+    }
+
+    /// A user by id, login or unambiguous short name.
+    pub fn user(&self, id_or_login: &str) -> Option<SimUser> {
+        self.store().find_user(id_or_login).cloned()
+    }
+
+    /// Puts a user into a status directly (no System Log event). False if unknown.
+    pub fn set_user_status(&self, id_or_login: &str, status: UserStatus) -> bool {
+        let mut store = self.store();
+        let Some(id) = store.find_user(id_or_login).map(|u| u.id.clone()) else {
+            return false;
+        };
+        let Some(user) = store.users.get_mut(&id) else {
+            return false;
+        };
+        let now = time::OffsetDateTime::now_utc();
+        if user.status != status {
+            user.status = status;
+            user.status_changed = Some(now);
+        }
+        if status != UserStatus::Staged && user.activated.is_none() {
+            user.activated = Some(now);
+        }
+        user.last_updated = now;
+        true
+    }
+
+    /// Every System Log event, oldest first.
+    pub fn log_events(&self) -> Vec<Value> {
+        self.store().log.iter().map(|e| e.event.clone()).collect()
+    }
+
+    pub fn add_api_token(&self, token: &str) {
+        self.store().api_tokens.push(token.to_string());
+    }
+
+    /// Revokes an SSWS token: later calls with it get 401 `E0000011`.
+    pub fn revoke_api_token(&self, token: &str) {
+        self.store().api_tokens.retain(|t| t != token);
+    }
+
+    pub fn register_service_app(&self, app: ServiceApp) {
+        self.store().service_apps.insert(app.client_id.clone(), app);
+    }
 }
 
 /// The portal's client registration for a portal reachable at `portal_base`.
@@ -182,6 +327,7 @@ impl RunningSim {
     }
 
     pub async fn stop(mut self) {
+        self.state.stop_sleepers();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -193,6 +339,7 @@ impl RunningSim {
 
 impl Drop for RunningSim {
     fn drop(&mut self) {
+        self.state.stop_sleepers();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -209,13 +356,19 @@ pub async fn spawn(addr: SocketAddr, options: SimOptions) -> anyhow::Result<Runn
     for client in service_clients().into_iter().chain(options.clients) {
         store.clients.insert(client.id.clone(), client);
     }
+    store.api_tokens = options.api_tokens;
+    for app in options.service_apps {
+        store.service_apps.insert(app.client_id.clone(), app);
+    }
     let state = SimState(Arc::new(SimInner {
         base_url,
         issuer,
         store: Mutex::new(store),
         keys: RwLock::new(KeyRing::load()?),
+        ops: Mutex::new(api::Ops::default()),
+        stopping: watch::Sender::new(false),
     }));
-    let app = router(state.clone());
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (tx, rx) = oneshot::channel();
     let task = tokio::spawn(async move {
         let server = axum::serve(listener, app).with_graceful_shutdown(async {
@@ -236,14 +389,60 @@ pub async fn spawn(addr: SocketAddr, options: SimOptions) -> anyhow::Result<Runn
 pub fn router(state: SimState) -> Router {
     Router::new()
         .nest("/oauth2/default", oidc::routes())
+        .merge(org_as::routes())
+        .merge(management_routes())
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::gate,
+        ))
         .layer(axum::middleware::from_fn(okta_headers))
         .with_state(state)
 }
 
-/// Adds `X-Okta-Request-Id` to every response, as Okta does.
-async fn okta_headers(request: Request, next: Next) -> Response {
+/// The Management API (`/api/v1/...`); [`api::gate`] authenticates every call.
+fn management_routes() -> Router<SimState> {
+    Router::new()
+        .route(
+            "/api/v1/users",
+            get(users::list_users).post(users::create_user),
+        )
+        .route(
+            "/api/v1/users/{id}",
+            get(users::get_user)
+                .post(users::update_user)
+                .put(users::replace_user)
+                .delete(users::delete_user),
+        )
+        .route("/api/v1/users/{id}/groups", get(users::user_groups))
+        .route("/api/v1/users/{id}/lifecycle/{op}", post(users::lifecycle))
+        .route(
+            "/api/v1/users/{id}/sessions",
+            axum::routing::delete(users::clear_sessions),
+        )
+        .route("/api/v1/groups", get(groups::list_groups))
+        .route("/api/v1/groups/{id}", get(groups::get_group))
+        .route("/api/v1/groups/{id}/users", get(groups::group_users))
+        .route(
+            "/api/v1/groups/{id}/users/{user_id}",
+            put(groups::add_member).delete(groups::remove_member),
+        )
+        .route("/api/v1/logs", get(syslog::list_logs))
+}
+
+/// Unknown paths: 404 (the gate gives Management API paths Okta's error body).
+async fn not_found() -> Response {
+    StatusCode::NOT_FOUND.into_response()
+}
+
+/// Adds `X-Okta-Request-Id` to every response, as Okta does. The id is chosen before the
+/// handler runs (request extension [`api::RequestId`]) so that System Log events written
+/// while handling the request carry the same id.
+async fn okta_headers(mut request: Request, next: Next) -> Response {
+    let id = request_id();
+    request.extensions_mut().insert(api::RequestId(id.clone()));
     let mut response = next.run(request).await;
-    if let Ok(value) = HeaderValue::from_str(&request_id()) {
+    if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-okta-request-id", value);
     }
     response

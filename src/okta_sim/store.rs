@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use serde_json::Value;
 use time::OffsetDateTime;
 
 /// The password every demo account signs in with.
@@ -34,6 +35,24 @@ impl UserStatus {
         UserStatus::Suspended,
         UserStatus::Deprovisioned,
     ];
+
+    /// The status as Okta spells it (`LOCKED_OUT`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserStatus::Staged => "STAGED",
+            UserStatus::Provisioned => "PROVISIONED",
+            UserStatus::Active => "ACTIVE",
+            UserStatus::Recovery => "RECOVERY",
+            UserStatus::LockedOut => "LOCKED_OUT",
+            UserStatus::PasswordExpired => "PASSWORD_EXPIRED",
+            UserStatus::Suspended => "SUSPENDED",
+            UserStatus::Deprovisioned => "DEPROVISIONED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<UserStatus> {
+        UserStatus::ALL.into_iter().find(|st| st.as_str() == s)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -52,14 +71,73 @@ pub struct SimUser {
     pub last_name: String,
     pub mobile_phone: Option<String>,
     pub department: Option<String>,
+    /// The password in clear, when the simulator knows it (sign-in at the authorization
+    /// server). A user may have a password the simulator does not know: see
+    /// [`SimUser::has_password`].
     pub password: Option<String>,
     pub group_ids: Vec<String>,
+    pub second_email: Option<String>,
+    /// Other profile attributes of the default schema (`title`, `city`, ...).
+    pub profile_extra: BTreeMap<String, Value>,
+    pub recovery_question: Option<String>,
+    pub recovery_answer: Option<String>,
+    /// `credentials.provider.type`: `OKTA`, `FEDERATION`, `SOCIAL`, ...
+    pub provider_type: String,
+    pub provider_name: String,
 }
 
 impl SimUser {
     pub fn display_name(&self) -> String {
         format!("{} {}", self.first_name, self.last_name)
     }
+
+    /// Whether the user has a password (known to the simulator or not).
+    pub fn has_password(&self) -> bool {
+        self.password.is_some() || self.password_changed.is_some()
+    }
+
+    /// The `profile` object as Okta renders it.
+    pub fn profile_json(&self) -> serde_json::Map<String, Value> {
+        let mut profile = serde_json::Map::new();
+        profile.insert("firstName".into(), Value::from(self.first_name.clone()));
+        profile.insert("lastName".into(), Value::from(self.last_name.clone()));
+        profile.insert(
+            "mobilePhone".into(),
+            self.mobile_phone.clone().map_or(Value::Null, Value::from),
+        );
+        profile.insert(
+            "secondEmail".into(),
+            self.second_email.clone().map_or(Value::Null, Value::from),
+        );
+        if let Some(department) = &self.department {
+            profile.insert("department".into(), Value::from(department.clone()));
+        }
+        for (k, v) in &self.profile_extra {
+            profile.insert(k.clone(), v.clone());
+        }
+        profile.insert("login".into(), Value::from(self.login.clone()));
+        profile.insert("email".into(), Value::from(self.email.clone()));
+        profile
+    }
+}
+
+/// An API Services app of the org authorization server (OAuth 2.0 for Okta): it
+/// authenticates with `private_key_jwt` against `public_jwk` and may be granted the
+/// `granted_scopes` (`okta.users.read`, ...).
+#[derive(Debug, Clone)]
+pub struct ServiceApp {
+    pub client_id: String,
+    pub public_jwk: Value,
+    pub granted_scopes: Vec<String>,
+}
+
+/// One System Log event and its place in the log.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    /// Persistence order.
+    pub seq: u64,
+    pub published: OffsetDateTime,
+    pub event: Value,
 }
 
 #[derive(Debug, Clone)]
@@ -68,6 +146,9 @@ pub struct SimGroup {
     pub name: String,
     pub description: String,
     pub kind: &'static str,
+    pub created: OffsetDateTime,
+    pub last_updated: OffsetDateTime,
+    pub last_membership_updated: OffsetDateTime,
 }
 
 /// An OAuth client registered with the authorization server.
@@ -163,6 +244,17 @@ pub struct Store {
     pub access_token_tamper: Option<AccessTokenTamper>,
     /// Number of successful token endpoint calls per grant type (tests read it).
     pub token_calls: HashMap<String, u32>,
+    /// SSWS API tokens accepted by the Management API.
+    pub api_tokens: Vec<String>,
+    /// Service apps of the org authorization server, by client id.
+    pub service_apps: HashMap<String, ServiceApp>,
+    /// `client_id` + `jti` of client assertions already used, with their expiry.
+    pub used_assertions: HashMap<String, i64>,
+    /// The System Log, in persistence order.
+    pub log: Vec<LogEntry>,
+    pub log_seq: u64,
+    /// Counter for the ids of users created through the API.
+    pub created_users: u64,
 }
 
 impl Store {
@@ -171,6 +263,41 @@ impl Store {
         self.users
             .values()
             .find(|u| u.login.to_lowercase() == login)
+    }
+
+    /// Finds a user by id, login (case-insensitive) or unambiguous login short name.
+    pub fn find_user(&self, id_or_login: &str) -> Option<&SimUser> {
+        if let Some(user) = self.users.get(id_or_login) {
+            return Some(user);
+        }
+        if let Some(user) = self.user_by_login(id_or_login) {
+            return Some(user);
+        }
+        if id_or_login.contains('@') {
+            return None;
+        }
+        let short = id_or_login.to_lowercase();
+        let mut matches = self.users.values().filter(|u| {
+            u.login
+                .split('@')
+                .next()
+                .is_some_and(|local| local.to_lowercase() == short)
+        });
+        match (matches.next(), matches.next()) {
+            (Some(user), None) => Some(user),
+            _ => None,
+        }
+    }
+
+    /// A fresh id for a user created through the API.
+    pub fn new_user_id(&mut self) -> String {
+        loop {
+            self.created_users += 1;
+            let id = okta_id("00u", 1_000_000 + self.created_users);
+            if !self.users.contains_key(&id) {
+                return id;
+            }
+        }
     }
 
     pub fn group_names(&self, user: &SimUser) -> Vec<String> {
@@ -416,6 +543,7 @@ pub fn seed(now: OffsetDateTime, end_users: usize) -> Store {
     for (i, (name, description, kind)) in group_specs.iter().enumerate() {
         let id = okta_id("00g", 1000 + i as u64);
         group_id_by_name.insert(*name, id.clone());
+        let created = now - time::Duration::days(700 - 10 * i as i64);
         groups.insert(
             id.clone(),
             SimGroup {
@@ -423,6 +551,9 @@ pub fn seed(now: OffsetDateTime, end_users: usize) -> Store {
                 name: name.to_string(),
                 description: description.to_string(),
                 kind,
+                created,
+                last_updated: created,
+                last_membership_updated: now - time::Duration::days(3),
             },
         );
     }
@@ -454,6 +585,12 @@ pub fn seed(now: OffsetDateTime, end_users: usize) -> Store {
                 department: Some("Support".into()),
                 password: Some(DEMO_PASSWORD.to_string()),
                 group_ids,
+                second_email: None,
+                profile_extra: BTreeMap::new(),
+                recovery_question: None,
+                recovery_answer: None,
+                provider_type: "OKTA".into(),
+                provider_name: "OKTA".into(),
             },
         );
     }
@@ -517,6 +654,12 @@ pub fn seed(now: OffsetDateTime, end_users: usize) -> Store {
                 department: Some(rng.pick(DEPARTMENTS).to_string()),
                 password: None,
                 group_ids,
+                second_email: None,
+                profile_extra: BTreeMap::new(),
+                recovery_question: None,
+                recovery_answer: None,
+                provider_type: "OKTA".into(),
+                provider_name: "OKTA".into(),
             },
         );
     }
@@ -534,6 +677,12 @@ pub fn seed(now: OffsetDateTime, end_users: usize) -> Store {
         id_token_tamper: None,
         access_token_tamper: None,
         token_calls: HashMap::new(),
+        api_tokens: Vec::new(),
+        service_apps: HashMap::new(),
+        used_assertions: HashMap::new(),
+        log: Vec::new(),
+        log_seq: 0,
+        created_users: 0,
     }
 }
 
