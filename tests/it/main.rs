@@ -11,4 +11,5 @@ mod helpers;
 mod policy;
 mod sim;
 mod sim_users;
+mod users;
 mod web;

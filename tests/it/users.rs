@@ -1,0 +1,292 @@
+//! The user pages through the real sign-in: search, detail, create, every lifecycle action
+//! from every status, protected and self targets, reason and ticket, audit rows.
+
+use admin_portal::okta_sim::UserStatus as SimStatus;
+
+use crate::helpers::*;
+
+/// A seeded end user with the given status (ids are stable within one simulator).
+fn user_with_status(t: &TestApp, status: SimStatus) -> (String, String, String, String) {
+    let store = t.sim().store();
+    let u = store
+        .users
+        .values()
+        .find(|u| {
+            let groups = store.group_names(u);
+            u.status == status
+                && !is_demo(&u.login)
+                && !groups.iter().any(|g| g == "Executives" || g == "Portal-Admins")
+        })
+        .unwrap_or_else(|| panic!("a seeded user with status {status:?}"));
+    (u.id.clone(), u.login.clone(), u.first_name.clone(), u.last_name.clone())
+}
+
+fn is_demo(login: &str) -> bool {
+    [AGENT, MANAGER, VIEWER].contains(&login)
+}
+
+/// Any seeded end user (not a demo account, not protected).
+fn end_user(t: &TestApp) -> (String, String, String, String) {
+    user_with_status(t, SimStatus::Active)
+}
+
+fn rows(page: &Page) -> Vec<String> {
+    page.html()
+        .select(&scraper::Selector::parse("#user-results td.mono").unwrap())
+        .map(|e| e.text().collect::<String>())
+        .collect()
+}
+
+#[tokio::test]
+async fn search_finds_a_user_by_email_name_or_id_with_and_without_javascript() {
+    let t = TestApp::spawn().await;
+    let b = t.signed_in(AGENT).await;
+    let (id, login, first, last) = end_user(&t);
+    for q in [
+        login[..6].to_string(),
+        login.clone(),
+        format!("{first} {last}"),
+        id.clone(),
+    ] {
+        let page = b.get(&format!("/users?q={}", url_encode(&q))).await;
+        assert_eq!(page.status, 200, "{q}: {}", page.body);
+        assert!(rows(&page).contains(&login), "{q} should find {login}: {:?}", rows(&page));
+        assert_eq!(page.count("form[role=search] input#q"), 1, "full page with the form");
+        let fragment = b.get_htmx(&format!("/users?q={}", url_encode(&q))).await;
+        assert_eq!(fragment.status, 200);
+        assert!(!fragment.body.contains("<html"), "htmx gets a fragment");
+        assert!(fragment.body.contains(&login));
+        assert_eq!(fragment.header("vary"), "HX-Request");
+    }
+    let by_id = b.get(&format!("/users?q={id}")).await;
+    assert_eq!(rows(&by_id), vec![login.clone()], "an id finds exactly one user");
+    let none = b.get("/users?q=zzzznobody").await;
+    assert_eq!(none.count("#no-results"), 1);
+    // History restoration after the back button needs the whole page.
+    let restore = b
+        .client
+        .get(t.url("/users?q=ada"))
+        .header("hx-request", "true")
+        .header("hx-history-restore-request", "true")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(restore.contains("<html"));
+}
+
+#[tokio::test]
+async fn search_filters_by_status_and_group() {
+    let t = TestApp::spawn().await;
+    let b = t.signed_in(AGENT).await;
+    let page = b.get("/users?status=LOCKED_OUT").await;
+    let statuses: Vec<String> = page
+        .html()
+        .select(&scraper::Selector::parse("#user-results [data-status]").unwrap())
+        .filter_map(|e| e.value().attr("data-status").map(str::to_string))
+        .collect();
+    assert!(!statuses.is_empty());
+    assert!(statuses.iter().all(|s| s == "LOCKED_OUT"), "{statuses:?}");
+    let expected_locked = t.sim().store().users.values().filter(|u| u.status == SimStatus::LockedOut).count();
+    assert_eq!(statuses.len(), expected_locked);
+    // Group filter: the Portal-Managers group holds only the manager.
+    let group_id = {
+        let store = t.sim().store();
+        store.groups.values().find(|g| g.name == "Portal-Managers").unwrap().id.clone()
+    };
+    let page = b.get(&format!("/users?group={group_id}")).await;
+    assert_eq!(rows(&page), vec![MANAGER.to_string()]);
+}
+
+#[tokio::test]
+async fn paging_follows_okta_cursors_and_sees_everyone_once() {
+    let t = TestApp::spawn_with(|c| c.users.page_size = 7).await;
+    let b = t.signed_in(AGENT).await;
+    let mut seen: Vec<String> = Vec::new();
+    let mut url = "/users".to_string();
+    let mut pages = 0;
+    loop {
+        let page = b.get(&url).await;
+        assert_eq!(page.status, 200, "{url}");
+        seen.extend(rows(&page));
+        pages += 1;
+        let next = page
+            .html()
+            .select(&scraper::Selector::parse("#next-page").unwrap())
+            .next()
+            .and_then(|e| e.value().attr("href").map(str::to_string));
+        match next {
+            Some(n) => url = n,
+            None => break,
+        }
+        assert!(pages < 20, "paging must end");
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "no user twice");
+    // Listing everyone excludes deactivated users, as Okta's list does.
+    let expected = t.sim().store().users.values().filter(|u| u.status != SimStatus::Deprovisioned).count();
+    assert_eq!(seen.len(), expected);
+    assert!(pages >= 3);
+}
+
+#[tokio::test]
+async fn detail_page_shows_status_groups_and_the_allowed_actions() {
+    let t = TestApp::spawn().await;
+    let (id, login, first, last) = end_user(&t);
+    let agent = t.signed_in(AGENT).await;
+    let page = agent.get(&format!("/users/{id}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.text("#user-name"), Some(format!("{first} {last}")));
+    assert!(page.body.contains(&login));
+    assert_eq!(page.text("#user-status").as_deref(), Some("Active"));
+    assert!(page.text("#user-groups").unwrap().contains("Everyone"));
+    let actions: Vec<String> = page
+        .html()
+        .select(&scraper::Selector::parse("[data-action]").unwrap())
+        .filter_map(|e| e.value().attr("data-action").map(str::to_string))
+        .collect();
+    assert_eq!(actions, vec!["reset-password", "expire-password", "suspend", "deactivate"]);
+    // A deactivated user: the manager may delete, the agent may not.
+    assert!(t.sim().set_user_status(&id, SimStatus::Deprovisioned));
+    let gone = id.clone();
+    let agent_view = agent.get(&format!("/users/{gone}")).await;
+    assert_eq!(agent_view.count("[data-action=delete]"), 0);
+    let manager = t.signed_in(MANAGER).await;
+    let manager_view = manager.get(&format!("/users/{gone}")).await;
+    assert_eq!(manager_view.count("[data-action=delete]"), 1);
+    assert_eq!(manager_view.count("[data-action=activate]"), 1);
+    // Unknown user: a 404 page.
+    let missing = agent.get("/users/00uNoSuchUser0000000").await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.text("#error-title").as_deref(), Some("User not found"));
+}
+
+#[tokio::test]
+async fn viewer_cannot_reach_any_user_page() {
+    let t = TestApp::spawn().await;
+    let (id, ..) = end_user(&t);
+    let b = t.signed_in(VIEWER).await;
+    for path in ["/users".to_string(), "/users/new".to_string(), format!("/users/{id}"), format!("/users/{id}/suspend")] {
+        assert_eq!(b.get(&path).await.status, 403, "{path}");
+    }
+}
+
+/// What Okta does with each action from each status (OKTA-FACTS.md §6): the status after, or
+/// the error code for a refused transition. `None` for delete from a non-deactivated user,
+/// which the portal refuses without calling Okta.
+fn expected(action: &str, from: SimStatus, has_password: bool) -> Result<Option<SimStatus>, &'static str> {
+    use SimStatus::*;
+    match (action, from) {
+        ("activate", Staged | Deprovisioned) => Ok(Some(if has_password { Active } else { Provisioned })),
+        ("activate", Active) => Err("E0000016"),
+        ("activate", _) => Err("E0000038"),
+        ("reactivate", Provisioned | Recovery) => Ok(Some(from)),
+        ("reactivate", _) => Err("E0000038"),
+        ("deactivate", Deprovisioned) => Err("E0000007"),
+        ("deactivate", _) => Ok(Some(Deprovisioned)),
+        ("suspend", Active) => Ok(Some(Suspended)),
+        ("suspend", _) => Err("E0000001"),
+        ("unsuspend", Suspended) => Ok(Some(Active)),
+        ("unsuspend", _) => Err("E0000001"),
+        ("unlock", LockedOut) => Ok(Some(Active)),
+        ("unlock", _) => Err("E0000032"),
+        ("reset-password", Active | PasswordExpired | LockedOut | Recovery) => Ok(Some(Recovery)),
+        ("reset-password", _) => Err("E0000038"),
+        ("expire-password", Active | PasswordExpired) => Ok(Some(PasswordExpired)),
+        ("expire-password", _) => Err("E0000038"),
+        ("delete", Deprovisioned) => Ok(None),
+        ("delete", _) => Err("portal"),
+        _ => unreachable!("{action}"),
+    }
+}
+
+const ACTIONS: [&str; 9] = [
+    "activate", "reactivate", "deactivate", "suspend", "unsuspend", "unlock", "reset-password", "expire-password", "delete",
+];
+
+#[tokio::test]
+async fn every_lifecycle_action_from_every_status() {
+    let t = TestApp::spawn().await;
+    let b = t.signed_in(MANAGER).await;
+    let token = b.csrf_token().await;
+    let (id, login, ..) = end_user(&t);
+    for action in ACTIONS {
+        for from in SimStatus::ALL {
+            // Put the user into the starting state.
+            let snapshot = {
+                let mut store = t.sim().store();
+                let user = store.users.get_mut(&id).expect("user still exists");
+                user.status = from;
+                user.clone()
+            };
+            let has_password = snapshot.has_password();
+            let before_audit = t.audit().await.len();
+            let page = b
+                .post_form(
+                    &format!("/users/{id}/{action}"),
+                    &[("_csrf", &token), ("reason", "Caller verified on the phone"), ("ticket", "SUP-1234"), ("send_email", "1")],
+                )
+                .await;
+            let now = t.sim().store().users.get(&id).map(|u| u.status);
+            let audit = t.audit().await;
+            assert_eq!(audit.len(), before_audit + 1, "{action} from {from:?}: exactly one audit record");
+            let row = audit.last().unwrap();
+            assert_eq!(row.target_id.as_deref(), Some(id.as_str()));
+            assert_eq!(row.target_login.as_deref(), Some(login.as_str()));
+            assert_eq!(row.reason.as_deref(), Some("Caller verified on the phone"));
+            assert_eq!(row.ticket.as_deref(), Some("SUP-1234"));
+            assert_eq!(row.actor_login.as_deref(), Some(MANAGER));
+            assert_eq!(row.status_before.as_deref(), Some(status_name(from)));
+            match expected(action, from, has_password) {
+                Ok(after) => {
+                    assert_eq!(page.status, 303, "{action} from {from:?}: {}", page.body);
+                    assert_eq!(row.outcome, "success", "{action} from {from:?}");
+                    assert!(row.okta_request_id.is_some());
+                    match after {
+                        Some(after) => {
+                            assert_eq!(now, Some(after), "{action} from {from:?}");
+                            assert_eq!(row.status_after.as_deref(), Some(status_name(after)));
+                        }
+                        None => {
+                            assert_eq!(now, None, "deleted for good");
+                            assert_eq!(row.status_after.as_deref(), Some("DELETED"));
+                            // Put the user back for the rest of the matrix.
+                            t.sim().store().users.insert(id.clone(), snapshot);
+                        }
+                    }
+                }
+                Err(code) => {
+                    assert!(page.status.is_client_error(), "{action} from {from:?}: {}", page.status);
+                    assert_eq!(now, Some(from), "{action} from {from:?} changed nothing");
+                    if code == "portal" {
+                        assert_eq!(row.outcome, "denied");
+                        assert!(row.detail.as_deref().unwrap().contains("Only deactivated users can be deleted"));
+                    } else {
+                        assert_eq!(row.outcome, "failure", "{action} from {from:?}");
+                        assert_eq!(row.okta_error_code.as_deref(), Some(code), "{action} from {from:?}");
+                        assert!(page.text("#action-error").is_some(), "{action} from {from:?} explains: {}", page.body);
+                        assert!(page.text("#okta-request-id").is_some());
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn status_name(s: SimStatus) -> &'static str {
+    use SimStatus::*;
+    match s {
+        Staged => "STAGED",
+        Provisioned => "PROVISIONED",
+        Active => "ACTIVE",
+        Recovery => "RECOVERY",
+        LockedOut => "LOCKED_OUT",
+        PasswordExpired => "PASSWORD_EXPIRED",
+        Suspended => "SUSPENDED",
+        Deprovisioned => "DEPROVISIONED",
+    }
+}
