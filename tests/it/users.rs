@@ -290,3 +290,238 @@ fn status_name(s: SimStatus) -> &'static str {
         Deprovisioned => "DEPROVISIONED",
     }
 }
+
+fn create_form<'a>(token: &'a str, email: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("_csrf", token),
+        ("first_name", "Grace"),
+        ("last_name", "Hopper"),
+        ("email", email),
+        ("login", ""),
+        ("mobile_phone", "+1 555 0100"),
+        ("activation", "activate"),
+        ("credential", "password"),
+        ("password", "Correct-Horse-7-Battery"),
+        ("reason", "New hire in the support team"),
+        ("ticket", "HR-42"),
+    ]
+}
+
+#[tokio::test]
+async fn an_agent_creates_an_active_user_in_a_group() {
+    let t = TestApp::spawn().await;
+    let b = t.signed_in(AGENT).await;
+    let form_page = b.get("/users/new").await;
+    assert_eq!(form_page.status, 200);
+    let group_id = {
+        let store = t.sim().store();
+        store.groups.values().find(|g| g.name == "Support Tier 1").unwrap().id.clone()
+    };
+    assert_eq!(form_page.count(&format!("input[name=groups][value=\"{group_id}\"]")), 1, "allow-listed group offered");
+    assert_eq!(form_page.count("input[name=groups]"), 3, "only the allow-listed groups");
+    let token = b.csrf_token().await;
+    let mut form = create_form(&token, "grace.hopper@example.com");
+    form.push(("groups", &group_id));
+    let page = b.post_form("/users", &form).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let created = t.sim().user("grace.hopper@example.com").expect("created in Okta");
+    assert_eq!(page.location(), format!("/users/{}", created.id));
+    assert_eq!(created.status, SimStatus::Active);
+    assert_eq!(created.login, "grace.hopper@example.com", "login defaults to the email");
+    assert_eq!(created.mobile_phone.as_deref(), Some("+1 555 0100"));
+    assert!(created.group_ids.contains(&group_id));
+    assert_eq!(t.sim().request_count("POST", "/api/v1/users"), 1);
+    let detail = b.get(&page.location()).await;
+    assert!(detail.text(".flash").unwrap().contains("Grace Hopper was created (active)"));
+    let row = t.audit().await.into_iter().last().unwrap();
+    assert_eq!(row.action, "user.create");
+    assert_eq!(row.outcome, "success");
+    assert_eq!(row.permission.as_deref(), Some("users.create"));
+    assert_eq!(row.target_id.as_deref(), Some(created.id.as_str()));
+    assert_eq!(row.target_login.as_deref(), Some("grace.hopper@example.com"));
+    assert_eq!(row.target_name.as_deref(), Some("Grace Hopper"));
+    assert_eq!(row.reason.as_deref(), Some("New hire in the support team"));
+    assert_eq!(row.ticket.as_deref(), Some("HR-42"));
+    assert_eq!(row.status_after.as_deref(), Some("ACTIVE"));
+    assert!(row.okta_request_id.is_some());
+    // The password is nowhere in the audit trail.
+    let all = format!("{:?}", t.audit().await);
+    assert!(!all.contains("Correct-Horse-7-Battery"));
+}
+
+#[tokio::test]
+async fn staged_and_email_activation_create_the_right_status() {
+    let t = TestApp::spawn().await;
+    let b = t.signed_in(AGENT).await;
+    let token = b.csrf_token().await;
+    for (email, activation, credential, expected) in [
+        ("staged.user@example.com", "stage", "email", SimStatus::Staged),
+        ("pending.user@example.com", "activate", "email", SimStatus::Provisioned),
+    ] {
+        let mut form = create_form(&token, email);
+        form.retain(|(k, _)| !["activation", "credential", "password"].contains(k));
+        form.push(("activation", activation));
+        form.push(("credential", credential));
+        let page = b.post_form("/users", &form).await;
+        assert_eq!(page.status, 303, "{email}: {}", page.body);
+        assert_eq!(t.sim().user(email).unwrap().status, expected, "{email}");
+    }
+}
+
+#[tokio::test]
+async fn create_validation_errors_re_render_with_what_was_typed() {
+    let t = TestApp::spawn().await;
+    let b = t.signed_in(AGENT).await;
+    let token = b.csrf_token().await;
+    let cases: Vec<(&str, &str, &str)> = vec![
+        ("first_name", "", "Enter the first name."),
+        ("last_name", "", "Enter the last name."),
+        ("email", "not-an-email", "Enter an email address like name@example.com."),
+        ("login", "no-at-sign", "A login looks like an email address, e.g. name@example.com."),
+        ("mobile_phone", "call me maybe", "Enter a phone number such as +1 555 0100."),
+        ("password", "short", "Enter a password of at least 8 characters."),
+        ("reason", "", "Give a reason: it is kept in the audit trail."),
+        ("reason", "because", "Give a reason of at least 10 characters (you wrote 7)."),
+        ("ticket", "sup 12", "A ticket reference looks like SUP-1234"),
+        ("first_name", "Grace 😀", "Okta does not accept characters such as emoji here."),
+    ];
+    for (field, value, message) in cases {
+        let mut form = create_form(&token, "valid.user@example.com");
+        form.retain(|(k, _)| *k != field);
+        form.push((field, value));
+        let page = b.post_form("/users", &form).await;
+        assert_eq!(page.status, 422, "{field}={value:?}");
+        let error_id = format!("#{field}-error");
+        let shown = page.text(&error_id).unwrap_or_else(|| panic!("{field}: no error shown: {}", page.body));
+        assert!(shown.starts_with(message), "{field}: {shown}");
+        // What was typed is kept, the password is not.
+        if field != "email" {
+            assert_eq!(page.html().select(&scraper::Selector::parse("input#email").unwrap()).next().unwrap().value().attr("value"), Some("valid.user@example.com"));
+        }
+        assert!(!page.body.contains("Correct-Horse-7-Battery"), "password never echoed");
+    }
+    assert_eq!(t.sim().request_count("POST", "/api/v1/users"), 0, "nothing invalid reached Okta");
+    assert!(t.sim().user("valid.user@example.com").is_none());
+}
+
+#[tokio::test]
+async fn duplicate_login_shows_oktas_cause_on_the_login_field() {
+    let t = TestApp::spawn().await;
+    let b = t.signed_in(AGENT).await;
+    let token = b.csrf_token().await;
+    let mut form = create_form(&token, "someone.else@example.com");
+    form.retain(|(k, _)| *k != "login");
+    form.push(("login", "Manager@Example.com"));
+    let page = b.post_form("/users", &form).await;
+    assert_eq!(page.status, 422, "{}", page.body);
+    assert_eq!(
+        page.text("#login-error").as_deref(),
+        Some("An object with this field already exists in the current organization")
+    );
+    assert_eq!(t.sim().request_count("POST", "/api/v1/users"), 1);
+    let row = t.audit().await.into_iter().last().unwrap();
+    assert_eq!((row.action.as_str(), row.outcome.as_str()), ("user.create", "failure"));
+    assert_eq!(row.okta_error_code.as_deref(), Some("E0000001"));
+    assert_eq!(row.target_login.as_deref(), Some("Manager@Example.com"));
+}
+
+#[tokio::test]
+async fn protected_users_and_the_agents_own_account_are_refused() {
+    let t = TestApp::spawn().await;
+    let executive = {
+        let mut store = t.sim().store();
+        let exec_group = store.groups.values().find(|g| g.name == "Executives").unwrap().id.clone();
+        let id = store
+            .users
+            .values()
+            .find(|u| u.status == SimStatus::Active && !is_demo(&u.login))
+            .unwrap()
+            .id
+            .clone();
+        store.users.get_mut(&id).unwrap().group_ids.push(exec_group);
+        id
+    };
+    let b = t.signed_in(MANAGER).await;
+    let token = b.csrf_token().await;
+    let detail = b.get(&format!("/users/{executive}")).await;
+    assert!(detail.text("#refusal").unwrap().contains("protected (member of Executives)"));
+    assert_eq!(detail.count("[data-action]"), 0);
+    let page = b
+        .post_form(&format!("/users/{executive}/suspend"), &[("_csrf", &token), ("reason", "Trying to suspend the CEO")])
+        .await;
+    assert_eq!(page.status, 403);
+    assert!(page.text("#refusal").unwrap().contains("users.protected"));
+    assert_eq!(t.sim().user(&executive).unwrap().status, SimStatus::Active, "nothing changed");
+    assert_eq!(t.sim().request_count("POST", &format!("/api/v1/users/{executive}/lifecycle")), 0);
+    let row = t.audit().await.into_iter().last().unwrap();
+    assert_eq!((row.action.as_str(), row.outcome.as_str()), ("user.suspend", "denied"));
+    // The manager's own account.
+    let me = t.sim().user(MANAGER).unwrap().id;
+    let own = b.get(&format!("/users/{me}")).await;
+    assert!(own.text("#refusal").unwrap().contains("your own account"));
+    let page = b
+        .post_form(&format!("/users/{me}/deactivate"), &[("_csrf", &token), ("reason", "Deactivating myself today")])
+        .await;
+    assert_eq!(page.status, 403);
+    assert_eq!(t.sim().user(MANAGER).unwrap().status, SimStatus::Active);
+}
+
+#[tokio::test]
+async fn an_action_needs_a_reason_and_a_csrf_token() {
+    let t = TestApp::spawn().await;
+    let (id, ..) = end_user(&t);
+    let b = t.signed_in(AGENT).await;
+    let token = b.csrf_token().await;
+    let confirm = b.get(&format!("/users/{id}/suspend")).await;
+    assert_eq!(confirm.status, 200);
+    assert!(confirm.text("#consequence").unwrap().contains("Blocks sign-in until unsuspended"));
+    assert!(confirm.text("#confirm-title").unwrap().starts_with("Suspend "));
+    let page = b.post_form(&format!("/users/{id}/suspend"), &[("_csrf", &token), ("reason", "")]).await;
+    assert_eq!(page.status, 422);
+    assert_eq!(page.text("#reason-error").as_deref(), Some("Give a reason: it is kept in the audit trail."));
+    let page = b
+        .post_form(&format!("/users/{id}/suspend"), &[("reason", "Caller asked for a suspension")])
+        .await;
+    assert_eq!(page.status, 403, "no CSRF token");
+    assert_eq!(t.sim().user(&id).unwrap().status, SimStatus::Active);
+    assert_eq!(t.sim().request_count("POST", "/api/v1/users/"), 0);
+    let page = b
+        .post_form(
+            &format!("/users/{id}/suspend"),
+            &[("_csrf", &token), ("reason", "Caller asked for a suspension"), ("ticket", "SUP-77")],
+        )
+        .await;
+    assert_eq!(page.status, 303);
+    assert_eq!(t.sim().user(&id).unwrap().status, SimStatus::Suspended);
+    // The agent's detail page lists the action.
+    let detail = b.get(&format!("/users/{id}")).await;
+    assert!(detail.text(".flash").unwrap().contains("was suspended"));
+    assert!(detail.text("#user-history").unwrap().contains("Caller asked for a suspension"));
+}
+
+#[tokio::test]
+async fn a_one_time_reset_link_is_shown_once_and_never_stored() {
+    let t = TestApp::spawn().await;
+    let (id, ..) = end_user(&t);
+    let b = t.signed_in(AGENT).await;
+    let token = b.csrf_token().await;
+    let page = b
+        .post_form(
+            &format!("/users/{id}/reset-password"),
+            &[("_csrf", &token), ("reason", "Caller forgot the password")],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let link = page
+        .html()
+        .select(&scraper::Selector::parse("#one-time-link").unwrap())
+        .next()
+        .and_then(|e| e.value().attr("value").map(str::to_string))
+        .expect("the link is shown");
+    assert!(link.contains("/reset-password/") || link.contains("reset"), "{link}");
+    assert_eq!(t.sim().user(&id).unwrap().status, SimStatus::Recovery);
+    let audit = format!("{:?}", t.audit().await);
+    assert!(!audit.contains(&link), "not in the audit trail");
+    let again = b.get(&format!("/users/{id}")).await;
+    assert!(!again.body.contains(&link), "not shown again");
+}
