@@ -35,7 +35,12 @@ impl Stats {
 }
 
 /// Sends `REQUESTS_PER_LEVEL` GETs (or stops at `TIME_LIMIT`) with `concurrency` workers.
-async fn load(client: reqwest::Client, url: String, headers: Vec<(&'static str, String)>, concurrency: usize) -> Stats {
+async fn load(
+    client: reqwest::Client,
+    url: String,
+    headers: Vec<(&'static str, String)>,
+    concurrency: usize,
+) -> Stats {
     let started = Instant::now();
     let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
@@ -99,7 +104,10 @@ fn report(name: &str, s: &Stats) {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async {
         // Raise the simulator's rate limits so the benchmark measures the code, not the limiter.
         let t = TestApp::spawn_with(|_| {}).await;

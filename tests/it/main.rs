@@ -7,6 +7,7 @@ mod auth;
 mod browser;
 mod cli;
 mod csrf;
+mod faults;
 mod helpers;
 mod policy;
 mod sim;

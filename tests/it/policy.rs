@@ -20,11 +20,43 @@ async fn policy_matrix_every_route_for_every_visitor() {
         (Who::Manager, t.signed_in(MANAGER).await),
     ];
     let css = t.app.state.assets.url("app.css");
+    let id = {
+        let store = t.sim().store();
+        store
+            .users
+            .values()
+            .find(|u| u.login.starts_with("ada.") || u.login.contains('.'))
+            .map(|u| u.id.clone())
+            .unwrap()
+    };
     // (method, path, [anonymous, viewer, agent, manager])
     let matrix: Vec<(&str, String, [u16; 4])> = vec![
         ("GET", "/".into(), [303, 200, 200, 200]),
         ("GET", "/me".into(), [303, 200, 200, 200]),
         ("GET", "/activity".into(), [303, 403, 403, 200]),
+        ("GET", "/users".into(), [303, 403, 200, 200]),
+        (
+            "GET",
+            "/users?q=a&status=ACTIVE".into(),
+            [303, 403, 200, 200],
+        ),
+        ("GET", "/users/new".into(), [303, 403, 200, 200]),
+        ("GET", format!("/users/{id}"), [303, 403, 200, 200]),
+        ("GET", format!("/users/{id}/suspend"), [303, 403, 200, 200]),
+        ("GET", format!("/users/{id}/unlock"), [303, 403, 200, 200]),
+        (
+            "GET",
+            format!("/users/{id}/reset-password"),
+            [303, 403, 200, 200],
+        ),
+        ("GET", format!("/users/{id}/delete"), [303, 403, 403, 200]),
+        ("POST", "/users".into(), [403, 403, 403, 403]),
+        (
+            "POST",
+            format!("/users/{id}/deactivate"),
+            [403, 403, 403, 403],
+        ),
+        ("POST", format!("/users/{id}/delete"), [403, 403, 403, 403]),
         ("GET", "/signed-out".into(), [200, 200, 200, 200]),
         ("GET", "/healthz".into(), [200, 200, 200, 200]),
         ("GET", "/readyz".into(), [200, 200, 200, 200]),
@@ -134,5 +166,42 @@ async fn manager_sees_sign_ins_and_denials_on_the_activity_page() {
     assert!(
         table.contains("auth.sign_in") && table.contains("Alex Agent"),
         "{table}"
+    );
+}
+
+#[tokio::test]
+async fn a_valid_form_without_the_permission_is_refused_by_the_server() {
+    let t = TestApp::spawn().await;
+    let id = t.sim().user("viewer@example.com").unwrap().id;
+    let _ = id;
+    let target = {
+        let store = t.sim().store();
+        store
+            .users
+            .values()
+            .find(|u| u.status == admin_portal::okta_sim::UserStatus::Deprovisioned)
+            .map(|u| u.id.clone())
+    };
+    let Some(target) = target else { return };
+    let b = t.signed_in(AGENT).await;
+    let token = b.csrf_token().await;
+    // The button is hidden from agents, but a hand-made POST must fail on the server too.
+    let page = b
+        .post_form(
+            &format!("/users/{target}/delete"),
+            &[("_csrf", &token), ("reason", "Hand-made delete attempt")],
+        )
+        .await;
+    assert_eq!(page.status, 403);
+    assert_eq!(
+        page.text("#missing-permission").as_deref(),
+        Some("users.delete")
+    );
+    assert!(t.sim().user(&target).is_some(), "not deleted");
+    assert_eq!(t.sim().request_count("DELETE", "/api/v1/users"), 0);
+    let row = t.audit().await.into_iter().last().unwrap();
+    assert_eq!(
+        (row.action.as_str(), row.permission.as_deref()),
+        ("policy.denied", Some("users.delete"))
     );
 }

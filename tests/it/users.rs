@@ -15,10 +15,17 @@ fn user_with_status(t: &TestApp, status: SimStatus) -> (String, String, String, 
             let groups = store.group_names(u);
             u.status == status
                 && !is_demo(&u.login)
-                && !groups.iter().any(|g| g == "Executives" || g == "Portal-Admins")
+                && !groups
+                    .iter()
+                    .any(|g| g == "Executives" || g == "Portal-Admins")
         })
         .unwrap_or_else(|| panic!("a seeded user with status {status:?}"));
-    (u.id.clone(), u.login.clone(), u.first_name.clone(), u.last_name.clone())
+    (
+        u.id.clone(),
+        u.login.clone(),
+        u.first_name.clone(),
+        u.last_name.clone(),
+    )
 }
 
 fn is_demo(login: &str) -> bool {
@@ -50,8 +57,16 @@ async fn search_finds_a_user_by_email_name_or_id_with_and_without_javascript() {
     ] {
         let page = b.get(&format!("/users?q={}", url_encode(&q))).await;
         assert_eq!(page.status, 200, "{q}: {}", page.body);
-        assert!(rows(&page).contains(&login), "{q} should find {login}: {:?}", rows(&page));
-        assert_eq!(page.count("form[role=search] input#q"), 1, "full page with the form");
+        assert!(
+            rows(&page).contains(&login),
+            "{q} should find {login}: {:?}",
+            rows(&page)
+        );
+        assert_eq!(
+            page.count("form[role=search] input#q"),
+            1,
+            "full page with the form"
+        );
         let fragment = b.get_htmx(&format!("/users?q={}", url_encode(&q))).await;
         assert_eq!(fragment.status, 200);
         assert!(!fragment.body.contains("<html"), "htmx gets a fragment");
@@ -59,7 +74,11 @@ async fn search_finds_a_user_by_email_name_or_id_with_and_without_javascript() {
         assert_eq!(fragment.header("vary"), "HX-Request");
     }
     let by_id = b.get(&format!("/users?q={id}")).await;
-    assert_eq!(rows(&by_id), vec![login.clone()], "an id finds exactly one user");
+    assert_eq!(
+        rows(&by_id),
+        vec![login.clone()],
+        "an id finds exactly one user"
+    );
     let none = b.get("/users?q=zzzznobody").await;
     assert_eq!(none.count("#no-results"), 1);
     // History restoration after the back button needs the whole page.
@@ -89,12 +108,24 @@ async fn search_filters_by_status_and_group() {
         .collect();
     assert!(!statuses.is_empty());
     assert!(statuses.iter().all(|s| s == "LOCKED_OUT"), "{statuses:?}");
-    let expected_locked = t.sim().store().users.values().filter(|u| u.status == SimStatus::LockedOut).count();
+    let expected_locked = t
+        .sim()
+        .store()
+        .users
+        .values()
+        .filter(|u| u.status == SimStatus::LockedOut)
+        .count();
     assert_eq!(statuses.len(), expected_locked);
     // Group filter: the Portal-Managers group holds only the manager.
     let group_id = {
         let store = t.sim().store();
-        store.groups.values().find(|g| g.name == "Portal-Managers").unwrap().id.clone()
+        store
+            .groups
+            .values()
+            .find(|g| g.name == "Portal-Managers")
+            .unwrap()
+            .id
+            .clone()
     };
     let page = b.get(&format!("/users?group={group_id}")).await;
     assert_eq!(rows(&page), vec![MANAGER.to_string()]);
@@ -128,7 +159,13 @@ async fn paging_follows_okta_cursors_and_sees_everyone_once() {
     unique.dedup();
     assert_eq!(unique.len(), seen.len(), "no user twice");
     // Listing everyone excludes deactivated users, as Okta's list does.
-    let expected = t.sim().store().users.values().filter(|u| u.status != SimStatus::Deprovisioned).count();
+    let expected = t
+        .sim()
+        .store()
+        .users
+        .values()
+        .filter(|u| u.status != SimStatus::Deprovisioned)
+        .count();
     assert_eq!(seen.len(), expected);
     assert!(pages >= 3);
 }
@@ -149,7 +186,10 @@ async fn detail_page_shows_status_groups_and_the_allowed_actions() {
         .select(&scraper::Selector::parse("[data-action]").unwrap())
         .filter_map(|e| e.value().attr("data-action").map(str::to_string))
         .collect();
-    assert_eq!(actions, vec!["reset-password", "expire-password", "suspend", "deactivate"]);
+    assert_eq!(
+        actions,
+        vec!["reset-password", "expire-password", "suspend", "deactivate"]
+    );
     // A deactivated user: the manager may delete, the agent may not.
     assert!(t.sim().set_user_status(&id, SimStatus::Deprovisioned));
     let gone = id.clone();
@@ -162,7 +202,10 @@ async fn detail_page_shows_status_groups_and_the_allowed_actions() {
     // Unknown user: a 404 page.
     let missing = agent.get("/users/00uNoSuchUser0000000").await;
     assert_eq!(missing.status, 404);
-    assert_eq!(missing.text("#error-title").as_deref(), Some("User not found"));
+    assert_eq!(
+        missing.text("#error-title").as_deref(),
+        Some("User not found")
+    );
 }
 
 #[tokio::test]
@@ -170,7 +213,12 @@ async fn viewer_cannot_reach_any_user_page() {
     let t = TestApp::spawn().await;
     let (id, ..) = end_user(&t);
     let b = t.signed_in(VIEWER).await;
-    for path in ["/users".to_string(), "/users/new".to_string(), format!("/users/{id}"), format!("/users/{id}/suspend")] {
+    for path in [
+        "/users".to_string(),
+        "/users/new".to_string(),
+        format!("/users/{id}"),
+        format!("/users/{id}/suspend"),
+    ] {
         assert_eq!(b.get(&path).await.status, 403, "{path}");
     }
 }
@@ -178,10 +226,16 @@ async fn viewer_cannot_reach_any_user_page() {
 /// What Okta does with each action from each status (OKTA-FACTS.md §6): the status after, or
 /// the error code for a refused transition. `None` for delete from a non-deactivated user,
 /// which the portal refuses without calling Okta.
-fn expected(action: &str, from: SimStatus, has_password: bool) -> Result<Option<SimStatus>, &'static str> {
+fn expected(
+    action: &str,
+    from: SimStatus,
+    has_password: bool,
+) -> Result<Option<SimStatus>, &'static str> {
     use SimStatus::*;
     match (action, from) {
-        ("activate", Staged | Deprovisioned) => Ok(Some(if has_password { Active } else { Provisioned })),
+        ("activate", Staged | Deprovisioned) => {
+            Ok(Some(if has_password { Active } else { Provisioned }))
+        }
         ("activate", Active) => Err("E0000016"),
         ("activate", _) => Err("E0000038"),
         ("reactivate", Provisioned | Recovery) => Ok(Some(from)),
@@ -205,7 +259,15 @@ fn expected(action: &str, from: SimStatus, has_password: bool) -> Result<Option<
 }
 
 const ACTIONS: [&str; 9] = [
-    "activate", "reactivate", "deactivate", "suspend", "unsuspend", "unlock", "reset-password", "expire-password", "delete",
+    "activate",
+    "reactivate",
+    "deactivate",
+    "suspend",
+    "unsuspend",
+    "unlock",
+    "reset-password",
+    "expire-password",
+    "delete",
 ];
 
 #[tokio::test]
@@ -228,12 +290,21 @@ async fn every_lifecycle_action_from_every_status() {
             let page = b
                 .post_form(
                     &format!("/users/{id}/{action}"),
-                    &[("_csrf", &token), ("reason", "Caller verified on the phone"), ("ticket", "SUP-1234"), ("send_email", "1")],
+                    &[
+                        ("_csrf", &token),
+                        ("reason", "Caller verified on the phone"),
+                        ("ticket", "SUP-1234"),
+                        ("send_email", "1"),
+                    ],
                 )
                 .await;
             let now = t.sim().store().users.get(&id).map(|u| u.status);
             let audit = t.audit().await;
-            assert_eq!(audit.len(), before_audit + 1, "{action} from {from:?}: exactly one audit record");
+            assert_eq!(
+                audit.len(),
+                before_audit + 1,
+                "{action} from {from:?}: exactly one audit record"
+            );
             let row = audit.last().unwrap();
             assert_eq!(row.target_id.as_deref(), Some(id.as_str()));
             assert_eq!(row.target_login.as_deref(), Some(login.as_str()));
@@ -260,15 +331,32 @@ async fn every_lifecycle_action_from_every_status() {
                     }
                 }
                 Err(code) => {
-                    assert!(page.status.is_client_error(), "{action} from {from:?}: {}", page.status);
+                    assert!(
+                        page.status.is_client_error(),
+                        "{action} from {from:?}: {}",
+                        page.status
+                    );
                     assert_eq!(now, Some(from), "{action} from {from:?} changed nothing");
                     if code == "portal" {
                         assert_eq!(row.outcome, "denied");
-                        assert!(row.detail.as_deref().unwrap().contains("Only deactivated users can be deleted"));
+                        assert!(
+                            row.detail
+                                .as_deref()
+                                .unwrap()
+                                .contains("Only deactivated users can be deleted")
+                        );
                     } else {
                         assert_eq!(row.outcome, "failure", "{action} from {from:?}");
-                        assert_eq!(row.okta_error_code.as_deref(), Some(code), "{action} from {from:?}");
-                        assert!(page.text("#action-error").is_some(), "{action} from {from:?} explains: {}", page.body);
+                        assert_eq!(
+                            row.okta_error_code.as_deref(),
+                            Some(code),
+                            "{action} from {from:?}"
+                        );
+                        assert!(
+                            page.text("#action-error").is_some(),
+                            "{action} from {from:?} explains: {}",
+                            page.body
+                        );
                         assert!(page.text("#okta-request-id").is_some());
                     }
                 }
@@ -315,30 +403,58 @@ async fn an_agent_creates_an_active_user_in_a_group() {
     assert_eq!(form_page.status, 200);
     let group_id = {
         let store = t.sim().store();
-        store.groups.values().find(|g| g.name == "Support Tier 1").unwrap().id.clone()
+        store
+            .groups
+            .values()
+            .find(|g| g.name == "Support Tier 1")
+            .unwrap()
+            .id
+            .clone()
     };
-    assert_eq!(form_page.count(&format!("input[name=groups][value=\"{group_id}\"]")), 1, "allow-listed group offered");
-    assert_eq!(form_page.count("input[name=groups]"), 3, "only the allow-listed groups");
+    assert_eq!(
+        form_page.count(&format!("input[name=groups][value=\"{group_id}\"]")),
+        1,
+        "allow-listed group offered"
+    );
+    assert_eq!(
+        form_page.count("input[name=groups]"),
+        3,
+        "only the allow-listed groups"
+    );
     let token = b.csrf_token().await;
     let mut form = create_form(&token, "grace.hopper@example.com");
     form.push(("groups", &group_id));
     let page = b.post_form("/users", &form).await;
     assert_eq!(page.status, 303, "{}", page.body);
-    let created = t.sim().user("grace.hopper@example.com").expect("created in Okta");
+    let created = t
+        .sim()
+        .user("grace.hopper@example.com")
+        .expect("created in Okta");
     assert_eq!(page.location(), format!("/users/{}", created.id));
     assert_eq!(created.status, SimStatus::Active);
-    assert_eq!(created.login, "grace.hopper@example.com", "login defaults to the email");
+    assert_eq!(
+        created.login, "grace.hopper@example.com",
+        "login defaults to the email"
+    );
     assert_eq!(created.mobile_phone.as_deref(), Some("+1 555 0100"));
     assert!(created.group_ids.contains(&group_id));
     assert_eq!(t.sim().request_count("POST", "/api/v1/users"), 1);
     let detail = b.get(&page.location()).await;
-    assert!(detail.text(".flash").unwrap().contains("Grace Hopper was created (active)"));
+    assert!(
+        detail
+            .text(".flash")
+            .unwrap()
+            .contains("Grace Hopper was created (active)")
+    );
     let row = t.audit().await.into_iter().last().unwrap();
     assert_eq!(row.action, "user.create");
     assert_eq!(row.outcome, "success");
     assert_eq!(row.permission.as_deref(), Some("users.create"));
     assert_eq!(row.target_id.as_deref(), Some(created.id.as_str()));
-    assert_eq!(row.target_login.as_deref(), Some("grace.hopper@example.com"));
+    assert_eq!(
+        row.target_login.as_deref(),
+        Some("grace.hopper@example.com")
+    );
     assert_eq!(row.target_name.as_deref(), Some("Grace Hopper"));
     assert_eq!(row.reason.as_deref(), Some("New hire in the support team"));
     assert_eq!(row.ticket.as_deref(), Some("HR-42"));
@@ -355,8 +471,18 @@ async fn staged_and_email_activation_create_the_right_status() {
     let b = t.signed_in(AGENT).await;
     let token = b.csrf_token().await;
     for (email, activation, credential, expected) in [
-        ("staged.user@example.com", "stage", "email", SimStatus::Staged),
-        ("pending.user@example.com", "activate", "email", SimStatus::Provisioned),
+        (
+            "staged.user@example.com",
+            "stage",
+            "email",
+            SimStatus::Staged,
+        ),
+        (
+            "pending.user@example.com",
+            "activate",
+            "email",
+            SimStatus::Provisioned,
+        ),
     ] {
         let mut form = create_form(&token, email);
         form.retain(|(k, _)| !["activation", "credential", "password"].contains(k));
@@ -376,14 +502,42 @@ async fn create_validation_errors_re_render_with_what_was_typed() {
     let cases: Vec<(&str, &str, &str)> = vec![
         ("first_name", "", "Enter the first name."),
         ("last_name", "", "Enter the last name."),
-        ("email", "not-an-email", "Enter an email address like name@example.com."),
-        ("login", "no-at-sign", "A login looks like an email address, e.g. name@example.com."),
-        ("mobile_phone", "call me maybe", "Enter a phone number such as +1 555 0100."),
-        ("password", "short", "Enter a password of at least 8 characters."),
-        ("reason", "", "Give a reason: it is kept in the audit trail."),
-        ("reason", "because", "Give a reason of at least 10 characters (you wrote 7)."),
+        (
+            "email",
+            "not-an-email",
+            "Enter an email address like name@example.com.",
+        ),
+        (
+            "login",
+            "no-at-sign",
+            "A login looks like an email address, e.g. name@example.com.",
+        ),
+        (
+            "mobile_phone",
+            "call me maybe",
+            "Enter a phone number such as +1 555 0100.",
+        ),
+        (
+            "password",
+            "short",
+            "Enter a password of at least 8 characters.",
+        ),
+        (
+            "reason",
+            "",
+            "Give a reason: it is kept in the audit trail.",
+        ),
+        (
+            "reason",
+            "because",
+            "Give a reason of at least 10 characters (you wrote 7).",
+        ),
         ("ticket", "sup 12", "A ticket reference looks like SUP-1234"),
-        ("first_name", "Grace 😀", "Okta does not accept characters such as emoji here."),
+        (
+            "first_name",
+            "Grace 😀",
+            "Okta does not accept characters such as emoji here.",
+        ),
     ];
     for (field, value, message) in cases {
         let mut form = create_form(&token, "valid.user@example.com");
@@ -392,15 +546,32 @@ async fn create_validation_errors_re_render_with_what_was_typed() {
         let page = b.post_form("/users", &form).await;
         assert_eq!(page.status, 422, "{field}={value:?}");
         let error_id = format!("#{field}-error");
-        let shown = page.text(&error_id).unwrap_or_else(|| panic!("{field}: no error shown: {}", page.body));
+        let shown = page
+            .text(&error_id)
+            .unwrap_or_else(|| panic!("{field}: no error shown: {}", page.body));
         assert!(shown.starts_with(message), "{field}: {shown}");
         // What was typed is kept, the password is not.
         if field != "email" {
-            assert_eq!(page.html().select(&scraper::Selector::parse("input#email").unwrap()).next().unwrap().value().attr("value"), Some("valid.user@example.com"));
+            assert_eq!(
+                page.html()
+                    .select(&scraper::Selector::parse("input#email").unwrap())
+                    .next()
+                    .unwrap()
+                    .value()
+                    .attr("value"),
+                Some("valid.user@example.com")
+            );
         }
-        assert!(!page.body.contains("Correct-Horse-7-Battery"), "password never echoed");
+        assert!(
+            !page.body.contains("Correct-Horse-7-Battery"),
+            "password never echoed"
+        );
     }
-    assert_eq!(t.sim().request_count("POST", "/api/v1/users"), 0, "nothing invalid reached Okta");
+    assert_eq!(
+        t.sim().request_count("POST", "/api/v1/users"),
+        0,
+        "nothing invalid reached Okta"
+    );
     assert!(t.sim().user("valid.user@example.com").is_none());
 }
 
@@ -420,7 +591,10 @@ async fn duplicate_login_shows_oktas_cause_on_the_login_field() {
     );
     assert_eq!(t.sim().request_count("POST", "/api/v1/users"), 1);
     let row = t.audit().await.into_iter().last().unwrap();
-    assert_eq!((row.action.as_str(), row.outcome.as_str()), ("user.create", "failure"));
+    assert_eq!(
+        (row.action.as_str(), row.outcome.as_str()),
+        ("user.create", "failure")
+    );
     assert_eq!(row.okta_error_code.as_deref(), Some("E0000001"));
     assert_eq!(row.target_login.as_deref(), Some("Manager@Example.com"));
 }
@@ -430,7 +604,13 @@ async fn protected_users_and_the_agents_own_account_are_refused() {
     let t = TestApp::spawn().await;
     let executive = {
         let mut store = t.sim().store();
-        let exec_group = store.groups.values().find(|g| g.name == "Executives").unwrap().id.clone();
+        let exec_group = store
+            .groups
+            .values()
+            .find(|g| g.name == "Executives")
+            .unwrap()
+            .id
+            .clone();
         let id = store
             .users
             .values()
@@ -444,23 +624,45 @@ async fn protected_users_and_the_agents_own_account_are_refused() {
     let b = t.signed_in(MANAGER).await;
     let token = b.csrf_token().await;
     let detail = b.get(&format!("/users/{executive}")).await;
-    assert!(detail.text("#refusal").unwrap().contains("protected (member of Executives)"));
+    assert!(
+        detail
+            .text("#refusal")
+            .unwrap()
+            .contains("protected (member of Executives)")
+    );
     assert_eq!(detail.count("[data-action]"), 0);
     let page = b
-        .post_form(&format!("/users/{executive}/suspend"), &[("_csrf", &token), ("reason", "Trying to suspend the CEO")])
+        .post_form(
+            &format!("/users/{executive}/suspend"),
+            &[("_csrf", &token), ("reason", "Trying to suspend the CEO")],
+        )
         .await;
     assert_eq!(page.status, 403);
     assert!(page.text("#refusal").unwrap().contains("users.protected"));
-    assert_eq!(t.sim().user(&executive).unwrap().status, SimStatus::Active, "nothing changed");
-    assert_eq!(t.sim().request_count("POST", &format!("/api/v1/users/{executive}/lifecycle")), 0);
+    assert_eq!(
+        t.sim().user(&executive).unwrap().status,
+        SimStatus::Active,
+        "nothing changed"
+    );
+    assert_eq!(
+        t.sim()
+            .request_count("POST", &format!("/api/v1/users/{executive}/lifecycle")),
+        0
+    );
     let row = t.audit().await.into_iter().last().unwrap();
-    assert_eq!((row.action.as_str(), row.outcome.as_str()), ("user.suspend", "denied"));
+    assert_eq!(
+        (row.action.as_str(), row.outcome.as_str()),
+        ("user.suspend", "denied")
+    );
     // The manager's own account.
     let me = t.sim().user(MANAGER).unwrap().id;
     let own = b.get(&format!("/users/{me}")).await;
     assert!(own.text("#refusal").unwrap().contains("your own account"));
     let page = b
-        .post_form(&format!("/users/{me}/deactivate"), &[("_csrf", &token), ("reason", "Deactivating myself today")])
+        .post_form(
+            &format!("/users/{me}/deactivate"),
+            &[("_csrf", &token), ("reason", "Deactivating myself today")],
+        )
         .await;
     assert_eq!(page.status, 403);
     assert_eq!(t.sim().user(MANAGER).unwrap().status, SimStatus::Active);
@@ -474,13 +676,34 @@ async fn an_action_needs_a_reason_and_a_csrf_token() {
     let token = b.csrf_token().await;
     let confirm = b.get(&format!("/users/{id}/suspend")).await;
     assert_eq!(confirm.status, 200);
-    assert!(confirm.text("#consequence").unwrap().contains("Blocks sign-in until unsuspended"));
-    assert!(confirm.text("#confirm-title").unwrap().starts_with("Suspend "));
-    let page = b.post_form(&format!("/users/{id}/suspend"), &[("_csrf", &token), ("reason", "")]).await;
-    assert_eq!(page.status, 422);
-    assert_eq!(page.text("#reason-error").as_deref(), Some("Give a reason: it is kept in the audit trail."));
+    assert!(
+        confirm
+            .text("#consequence")
+            .unwrap()
+            .contains("Blocks sign-in until unsuspended")
+    );
+    assert!(
+        confirm
+            .text("#confirm-title")
+            .unwrap()
+            .starts_with("Suspend ")
+    );
     let page = b
-        .post_form(&format!("/users/{id}/suspend"), &[("reason", "Caller asked for a suspension")])
+        .post_form(
+            &format!("/users/{id}/suspend"),
+            &[("_csrf", &token), ("reason", "")],
+        )
+        .await;
+    assert_eq!(page.status, 422);
+    assert_eq!(
+        page.text("#reason-error").as_deref(),
+        Some("Give a reason: it is kept in the audit trail.")
+    );
+    let page = b
+        .post_form(
+            &format!("/users/{id}/suspend"),
+            &[("reason", "Caller asked for a suspension")],
+        )
         .await;
     assert_eq!(page.status, 403, "no CSRF token");
     assert_eq!(t.sim().user(&id).unwrap().status, SimStatus::Active);
@@ -488,7 +711,11 @@ async fn an_action_needs_a_reason_and_a_csrf_token() {
     let page = b
         .post_form(
             &format!("/users/{id}/suspend"),
-            &[("_csrf", &token), ("reason", "Caller asked for a suspension"), ("ticket", "SUP-77")],
+            &[
+                ("_csrf", &token),
+                ("reason", "Caller asked for a suspension"),
+                ("ticket", "SUP-77"),
+            ],
         )
         .await;
     assert_eq!(page.status, 303);
@@ -496,7 +723,12 @@ async fn an_action_needs_a_reason_and_a_csrf_token() {
     // The agent's detail page lists the action.
     let detail = b.get(&format!("/users/{id}")).await;
     assert!(detail.text(".flash").unwrap().contains("was suspended"));
-    assert!(detail.text("#user-history").unwrap().contains("Caller asked for a suspension"));
+    assert!(
+        detail
+            .text("#user-history")
+            .unwrap()
+            .contains("Caller asked for a suspension")
+    );
 }
 
 #[tokio::test]
@@ -518,7 +750,10 @@ async fn a_one_time_reset_link_is_shown_once_and_never_stored() {
         .next()
         .and_then(|e| e.value().attr("value").map(str::to_string))
         .expect("the link is shown");
-    assert!(link.contains("/reset-password/") || link.contains("reset"), "{link}");
+    assert!(
+        link.contains("/reset-password/") || link.contains("reset"),
+        "{link}"
+    );
     assert_eq!(t.sim().user(&id).unwrap().status, SimStatus::Recovery);
     let audit = format!("{:?}", t.audit().await);
     assert!(!audit.contains(&link), "not in the audit trail");

@@ -369,7 +369,16 @@ mod tests {
             "profile": {"login": "ada.lovelace@example.com", "email": "ada@example.org", "firstName": "Ada", "lastName": "Lovelace"}
         }))
         .unwrap();
-        for q in ["", "ada", "LOVE", "ada love", "love ada", "ada.lov", "ada@ex", "00u1a2b3c4d5e6f7g8h9"] {
+        for q in [
+            "",
+            "ada",
+            "LOVE",
+            "ada love",
+            "love ada",
+            "ada.lov",
+            "ada@ex",
+            "00u1a2b3c4d5e6f7g8h9",
+        ] {
             assert!(matches(&user, q, None), "{q}");
         }
         for q in ["bob", "ada bob", "example.com", "00u1a2b3c4D5e6F7g8h0"] {

@@ -1,0 +1,274 @@
+//! With the simulator failing on purpose, pages show a plain message with the request id,
+//! nothing panics, nothing is sent twice, and the audit trail records the failure.
+
+use std::time::Duration;
+
+use admin_portal::okta_sim::{Fault, FaultKind, UserStatus as SimStatus};
+
+use crate::helpers::*;
+
+fn some_active_user(t: &TestApp) -> String {
+    let store = t.sim().store();
+    store
+        .users
+        .values()
+        .find(|u| {
+            u.status == SimStatus::Active
+                && ![AGENT, MANAGER, VIEWER].contains(&u.login.as_str())
+                && !store
+                    .group_names(u)
+                    .iter()
+                    .any(|g| g == "Executives" || g == "Portal-Admins")
+        })
+        .unwrap()
+        .id
+        .clone()
+}
+
+#[tokio::test]
+async fn search_failures_show_a_plain_message_with_oktas_request_id() {
+    let t = TestApp::spawn().await;
+    let b = t.signed_in(AGENT).await;
+    for (kind, status, words) in [
+        (
+            FaultKind::Status(500),
+            502,
+            "Okta is not available right now",
+        ),
+        (FaultKind::MalformedBody, 502, "could not read"),
+    ] {
+        // Reads are retried once: fail both attempts.
+        t.sim()
+            .inject_fault(Fault::new("GET", "/api/v1/users", kind).times(2));
+        let page = b.get("/users?q=ada").await;
+        assert_eq!(page.status.as_u16(), status, "{}", page.body);
+        let message = page.text("#search-error").unwrap();
+        assert!(message.contains(words), "{message}");
+        assert!(message.contains("Request id"), "{message}");
+        assert!(!page.body.contains("E0000009") || page.body.contains("Okta request id"));
+        t.sim().clear_faults();
+    }
+    // The htmx fragment says the same, and the next search works again.
+    t.sim()
+        .inject_fault(Fault::new("GET", "/api/v1/users", FaultKind::Status(503)).times(2));
+    let fragment = b.get_htmx("/users?q=ada").await;
+    assert_eq!(fragment.status, 502);
+    assert!(fragment.text("#search-error").is_some());
+    assert_eq!(b.get("/users?q=ada").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_transient_read_failure_is_retried_once() {
+    let t = TestApp::spawn().await;
+    let b = t.signed_in(AGENT).await;
+    let before = t.sim().request_count("GET", "/api/v1/users");
+    t.sim()
+        .inject_fault(Fault::new("GET", "/api/v1/users", FaultKind::Status(503)));
+    let page = b.get("/users?q=ada").await;
+    assert_eq!(page.status, 200, "the retry succeeded: {}", page.body);
+    assert_eq!(t.sim().request_count("GET", "/api/v1/users") - before, 2);
+}
+
+#[tokio::test]
+async fn a_rate_limited_read_is_retried_after_the_reset_with_retry_headers() {
+    let t = TestApp::spawn_with(|c| c.okta.max_retry_wait_seconds = 5).await;
+    let b = t.signed_in(AGENT).await;
+    let id = some_active_user(&t);
+    t.sim().inject_fault(Fault::new(
+        "GET",
+        &format!("/api/v1/users/{id}"),
+        FaultKind::RateLimited,
+    ));
+    let page = b.get(&format!("/users/{id}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let requests = t.sim().requests("GET", &format!("/api/v1/users/{id}"));
+    let retry = requests.last().unwrap();
+    assert!(
+        retry.headers.get("x-okta-retry-for").is_some(),
+        "X-Okta-Retry-For sent"
+    );
+    assert_eq!(
+        retry
+            .headers
+            .get("x-okta-retry-count")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limited_create_is_not_sent_twice_and_is_audited() {
+    let t = TestApp::spawn().await;
+    let b = t.signed_in(AGENT).await;
+    let token = b.csrf_token().await;
+    t.sim()
+        .inject_fault(Fault::new("POST", "/api/v1/users", FaultKind::RateLimited));
+    let form = [
+        ("_csrf", token.as_str()),
+        ("first_name", "Rate"),
+        ("last_name", "Limited"),
+        ("email", "rate.limited@example.com"),
+        ("activation", "activate"),
+        ("credential", "email"),
+        ("reason", "Testing the rate limit path"),
+    ];
+    let page = b.post_form("/users", &form).await;
+    assert_eq!(page.status, 429, "{}", page.body);
+    assert!(
+        page.text("#create-error")
+            .unwrap()
+            .contains("rate-limiting")
+    );
+    assert!(
+        page.text("#create-error")
+            .unwrap()
+            .contains("Okta request id")
+    );
+    assert_eq!(
+        t.sim().request_count("POST", "/api/v1/users"),
+        1,
+        "a create is never retried"
+    );
+    assert!(t.sim().user("rate.limited@example.com").is_none());
+    let row = t.audit().await.into_iter().last().unwrap();
+    assert_eq!(
+        (row.action.as_str(), row.outcome.as_str()),
+        ("user.create", "failure")
+    );
+    assert_eq!(row.okta_error_code.as_deref(), Some("E0000047"));
+    assert!(row.okta_request_id.is_some());
+    // While the window is spent, the next create is refused without spending a request.
+    let page = b.post_form("/users", &form).await;
+    assert_eq!(page.status, 429);
+    assert_eq!(
+        t.sim().request_count("POST", "/api/v1/users"),
+        1,
+        "no request into a spent window"
+    );
+}
+
+#[tokio::test]
+async fn a_server_error_on_create_is_not_retried() {
+    let t = TestApp::spawn().await;
+    let b = t.signed_in(AGENT).await;
+    let token = b.csrf_token().await;
+    t.sim()
+        .inject_fault(Fault::new("POST", "/api/v1/users", FaultKind::Status(500)));
+    let form = [
+        ("_csrf", token.as_str()),
+        ("first_name", "Server"),
+        ("last_name", "Error"),
+        ("email", "server.error@example.com"),
+        ("activation", "stage"),
+        ("credential", "email"),
+        ("reason", "Testing the server error path"),
+    ];
+    let page = b.post_form("/users", &form).await;
+    assert_eq!(page.status, 502);
+    assert!(
+        page.text("#create-error")
+            .unwrap()
+            .contains("Okta is not available")
+    );
+    assert_eq!(t.sim().request_count("POST", "/api/v1/users"), 1);
+    assert!(t.sim().user("server.error@example.com").is_none());
+}
+
+#[tokio::test]
+async fn a_hanging_okta_times_out_with_a_plain_page() {
+    let t = TestApp::spawn_with(|c| c.okta.timeout_seconds = 1).await;
+    let b = t.signed_in(AGENT).await;
+    let id = some_active_user(&t);
+    // The user and the user's groups are both read (and each read is retried once).
+    t.sim()
+        .inject_fault(Fault::new("GET", &format!("/api/v1/users/{id}"), FaultKind::Hang).times(4));
+    let started = std::time::Instant::now();
+    let page = b.get(&format!("/users/{id}")).await;
+    assert_eq!(page.status, 504, "{}", page.body);
+    assert!(
+        page.text("#error-message")
+            .unwrap()
+            .contains("did not answer in time")
+    );
+    assert!(page.body.contains(&page.header("x-request-id")));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    t.sim().clear_faults();
+}
+
+#[tokio::test]
+async fn a_failed_lifecycle_call_changes_nothing_and_is_audited() {
+    let t = TestApp::spawn().await;
+    let b = t.signed_in(AGENT).await;
+    let token = b.csrf_token().await;
+    let id = some_active_user(&t);
+    t.sim().inject_fault(Fault::new(
+        "POST",
+        &format!("/api/v1/users/{id}/lifecycle/suspend"),
+        FaultKind::Status(500),
+    ));
+    let page = b
+        .post_form(
+            &format!("/users/{id}/suspend"),
+            &[("_csrf", &token), ("reason", "Suspending during an outage")],
+        )
+        .await;
+    assert_eq!(page.status, 502);
+    assert!(
+        page.text("#action-error")
+            .unwrap()
+            .contains("Okta is not available")
+    );
+    assert_eq!(page.count("#okta-request-id"), 1);
+    assert_eq!(t.sim().user(&id).unwrap().status, SimStatus::Active);
+    assert_eq!(
+        t.sim()
+            .request_count("POST", &format!("/api/v1/users/{id}/lifecycle/suspend")),
+        1,
+        "not retried"
+    );
+    let row = t.audit().await.into_iter().last().unwrap();
+    assert_eq!(
+        (row.action.as_str(), row.outcome.as_str()),
+        ("user.suspend", "failure")
+    );
+    assert_eq!(row.okta_error_code.as_deref(), Some("E0000009"));
+    assert_eq!(row.reason.as_deref(), Some("Suspending during an outage"));
+}
+
+#[tokio::test]
+async fn the_portal_works_with_oauth_for_okta_instead_of_an_api_token() {
+    let t = TestApp::spawn_with(|c| {
+        c.okta.api_token = None;
+        c.okta.oauth = Some(admin_portal::config::OktaOAuthConfig {
+            client_id: admin_portal::okta_sim::SERVICE_APP_CLIENT_ID.to_string(),
+            private_key: Some(
+                admin_portal::okta_sim::SERVICE_APP_KEY_PEM
+                    .to_string()
+                    .into(),
+            ),
+            private_key_file: None,
+            key_id: admin_portal::okta_sim::SERVICE_APP_KID.to_string(),
+            scopes: vec![
+                "okta.users.read".into(),
+                "okta.users.manage".into(),
+                "okta.groups.read".into(),
+            ],
+        });
+    })
+    .await;
+    let b = t.signed_in(AGENT).await;
+    assert_eq!(b.get("/users?q=a").await.status, 200);
+    assert_eq!(b.get("/users?q=b").await.status, 200);
+    let calls = t.sim().requests("GET", "/api/v1/users");
+    assert!(calls.iter().all(|r| {
+        r.headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("Bearer "))
+    }));
+    assert_eq!(
+        t.sim().request_count("POST", "/oauth2/v1/token"),
+        1,
+        "the service token is cached"
+    );
+}
