@@ -168,3 +168,169 @@ async fn agent_signs_in_through_the_provider_page_sees_their_name_and_signs_out(
     assert_eq!(actions, vec!["auth.sign_in", "auth.sign_out"]);
     driver.client.clone().close().await.unwrap();
 }
+
+async fn sign_in_in_browser(c: &Client, t: &TestApp, login: &str) {
+    c.goto(&t.url("/")).await.expect("open portal");
+    wait_for(c, "#username")
+        .await
+        .send_keys(login)
+        .await
+        .unwrap();
+    c.find(Locator::Css("#password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    c.find(Locator::Css("#sim-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(c, "#agent-name").await;
+}
+
+/// Waits until the element's text contains `needle`.
+async fn wait_for_text(c: &Client, css: &str, needle: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(e) = c.find(Locator::Css(css)).await
+            && let Ok(text) = e.text().await
+            && text.contains(needle)
+        {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waiting for {needle:?} in {css}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn agent_searches_while_typing_creates_a_user_and_deactivates_with_confirmation() {
+    let Some(driver) = driver().await else { return };
+    let t = TestApp::spawn().await;
+    let c = &driver.client;
+    sign_in_in_browser(c, &t, AGENT).await;
+    let (login, last) = {
+        let store = t.sim().store();
+        let u = store
+            .users
+            .values()
+            .find(|u| {
+                u.status == admin_portal::okta_sim::UserStatus::Active && u.login.contains('.')
+            })
+            .unwrap();
+        (u.login.clone(), u.last_name.clone())
+    };
+    // Live search: type a few letters, results arrive without a page load.
+    c.goto(&t.url("/users")).await.unwrap();
+    let q = wait_for(c, "#q").await;
+    let typed = &last[..4.min(last.len())];
+    q.send_keys(typed).await.unwrap();
+    // htmx pushes the query into the URL when the results arrive (no page load).
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let url = c.current_url().await.unwrap();
+        if url.query_pairs().any(|(k, v)| k == "q" && v == typed) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the URL never reflected the query: {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_for_text(c, "#user-results", &login).await;
+    std::fs::write(artifact("users-search.png"), c.screenshot().await.unwrap()).unwrap();
+    // Open the user.
+    c.find(Locator::XPath(&format!(
+        "//tr[td[contains(., '{login}')]]//a[@class='user-link']"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    wait_for(c, "#user-status").await;
+    std::fs::write(artifact("user-detail.png"), c.screenshot().await.unwrap()).unwrap();
+
+    // Create a user.
+    c.goto(&t.url("/users/new")).await.unwrap();
+    for (field, value) in [
+        ("#first_name", "Grace"),
+        ("#last_name", "Hopper"),
+        ("#email", "grace.browser@example.com"),
+        ("#reason", "New hire created from the browser test"),
+        ("#ticket", "HR-7"),
+    ] {
+        wait_for(c, field).await.send_keys(value).await.unwrap();
+    }
+    c.find(Locator::Css("input[name=credential][value=password]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::Css("#password"))
+        .await
+        .unwrap()
+        .send_keys("Correct-Horse-7-Battery")
+        .await
+        .unwrap();
+    std::fs::write(artifact("user-create.png"), c.screenshot().await.unwrap()).unwrap();
+    c.find(Locator::Css("#create-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(c, "#user-name", "Grace Hopper").await;
+    let created = t.sim().user("grace.browser@example.com").expect("created");
+    assert_eq!(created.status, admin_portal::okta_sim::UserStatus::Active);
+
+    // Deactivate with confirmation.
+    c.find(Locator::Css("[data-action=deactivate]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(c, "#consequence", "Signs the user out everywhere").await;
+    wait_for(c, "#reason")
+        .await
+        .send_keys("Left the company, ticket confirmed")
+        .await
+        .unwrap();
+    std::fs::write(
+        artifact("user-deactivate-confirm.png"),
+        c.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    c.find(Locator::Css("#confirm-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(c, "#user-status", "Deactivated").await;
+    wait_for_text(c, ".flash", "was deactivated").await;
+    assert_eq!(
+        t.sim().user("grace.browser@example.com").unwrap().status,
+        admin_portal::okta_sim::UserStatus::Deprovisioned
+    );
+    std::fs::write(
+        artifact("user-deactivated.png"),
+        c.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    let actions: Vec<String> = t.audit().await.into_iter().map(|r| r.action).collect();
+    assert!(
+        actions.ends_with(&["user.create".to_string(), "user.deactivate".to_string()]),
+        "{actions:?}"
+    );
+    driver.client.clone().close().await.unwrap();
+}

@@ -174,9 +174,17 @@ async fn a_valid_form_without_the_permission_is_refused_by_the_server() {
     let t = TestApp::spawn().await;
     let target = {
         let store = t.sim().store();
-        store.users.values().find(|u| u.login.contains('.')).map(|u| u.id.clone()).unwrap()
+        store
+            .users
+            .values()
+            .find(|u| u.login.contains('.'))
+            .map(|u| u.id.clone())
+            .unwrap()
     };
-    assert!(t.sim().set_user_status(&target, admin_portal::okta_sim::UserStatus::Deprovisioned));
+    assert!(
+        t.sim()
+            .set_user_status(&target, admin_portal::okta_sim::UserStatus::Deprovisioned)
+    );
     let b = t.signed_in(AGENT).await;
     let token = b.csrf_token().await;
     // The button is hidden from agents, but a hand-made POST must fail on the server too.
