@@ -41,6 +41,7 @@ pub struct RateLimit {
 }
 
 /// A successful answer.
+#[derive(Debug)]
 pub struct OktaResponse<T> {
     pub body: T,
     pub request_id: Option<String>,

@@ -19,7 +19,12 @@ pub struct UserPage {
 
 #[derive(Default)]
 pub struct UserQuery {
+    /// `search`: the recommended mode (includes deactivated users).
     pub search: Option<Search>,
+    /// `q`: prefix match on first name, last name and email (no paging, no deactivated).
+    pub q: Option<String>,
+    /// `filter`: the restricted `eq` language of OKTA-FACTS.md §5.4.
+    pub filter: Option<Search>,
     pub limit: Option<u32>,
     /// The opaque cursor of a previous page's `next` link.
     pub after: Option<String>,
@@ -85,6 +90,12 @@ impl OktaClient {
         let mut request = OktaRequest::get("/api/v1/users");
         if let Some(search) = &query.search {
             request = request.query("search", search.to_string());
+        }
+        if let Some(q) = &query.q {
+            request = request.query("q", q.clone());
+        }
+        if let Some(filter) = &query.filter {
+            request = request.query("filter", filter.to_string());
         }
         if let Some(limit) = query.limit {
             request = request.query("limit", limit.to_string());

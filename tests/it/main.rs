@@ -9,6 +9,7 @@ mod cli;
 mod csrf;
 mod faults;
 mod helpers;
+mod okta_client;
 mod policy;
 mod sim;
 mod sim_users;

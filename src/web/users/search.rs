@@ -224,6 +224,8 @@ pub async fn run_search(state: &AppState, params: &SearchParams) -> (Results, Op
     let browsing = search.is_none();
     let query = UserQuery {
         search,
+        q: None,
+        filter: None,
         limit: Some(state.config.users.page_size),
         after: params.after.clone().filter(|a| !a.is_empty()),
         sort_by: None,
