@@ -4,9 +4,14 @@
 
 use serde::Serialize;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::db::Database;
+
+pub mod export;
+pub mod integrity;
+pub mod query;
+
+pub use query::{ActivityFilter, ActivityPage};
 
 /// What was attempted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -24,6 +29,7 @@ pub enum Action {
     UserResetPassword,
     UserExpirePassword,
     UserDelete,
+    AuditExport,
 }
 
 impl Action {
@@ -42,6 +48,7 @@ impl Action {
             Action::UserResetPassword => "user.reset_password",
             Action::UserExpirePassword => "user.expire_password",
             Action::UserDelete => "user.delete",
+            Action::AuditExport => "audit.export",
         }
     }
 }
@@ -183,6 +190,99 @@ pub struct AuditRecord {
     pub status_after: Option<String>,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The hash that starts every chain.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// A row as written: every content column as text (or null).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RowContent(pub [Option<String>; 21]);
+
+impl RowContent {
+    fn from_event(event: &NewEvent, occurred_at: String) -> RowContent {
+        let target = event.target.clone().unwrap_or_default();
+        RowContent([
+            Some(occurred_at),
+            Some(event.meta.request_id.clone()),
+            Some(event.action.as_str().to_string()),
+            Some(event.outcome.as_str().to_string()),
+            event.actor.sub.clone(),
+            event.actor.login.clone(),
+            event.actor.name.clone(),
+            None,
+            event.permission.clone(),
+            target.id,
+            target.login,
+            target.name,
+            clip(event.reason.clone()),
+            event.ticket.clone(),
+            clip(event.detail.clone()),
+            event.okta_request_id.clone(),
+            event.okta_error_code.clone(),
+            event.status_before.clone(),
+            event.status_after.clone(),
+            event.meta.client_ip.clone(),
+            clip(event.meta.user_agent.clone()),
+        ])
+    }
+
+    pub(crate) fn from_record(r: &AuditRecord) -> RowContent {
+        RowContent([
+            Some(r.occurred_at.clone()),
+            Some(r.request_id.clone()),
+            Some(r.action.clone()),
+            Some(r.outcome.clone()),
+            r.actor_sub.clone(),
+            r.actor_login.clone(),
+            r.actor_name.clone(),
+            r.client_id.clone(),
+            r.permission.clone(),
+            r.target_id.clone(),
+            r.target_login.clone(),
+            r.target_name.clone(),
+            r.reason.clone(),
+            r.ticket.clone(),
+            r.detail.clone(),
+            r.okta_request_id.clone(),
+            r.okta_error_code.clone(),
+            r.status_before.clone(),
+            r.status_after.clone(),
+            r.client_ip.clone(),
+            r.user_agent.clone(),
+        ])
+    }
+
+    /// SHA-256 over the previous hash and the content as a JSON array (hex).
+    pub(crate) fn hash(&self, prev_hash: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(prev_hash.as_bytes());
+        hasher.update(b"\n");
+        hasher.update(serde_json::to_string(&self.0).unwrap_or_default().as_bytes());
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// `2026-11-29T09:20:00.123Z`: the one timestamp format of the trail (both databases).
+pub fn format_timestamp(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
 }
 
 #[derive(Clone, Debug)]
@@ -190,20 +290,21 @@ pub struct AuditStore {
     db: Database,
 }
 
-const COLUMNS: &str = "occurred_at, request_id, action, outcome, actor_sub, actor_login, actor_name, \
-     permission, detail, client_ip, user_agent, target_id, target_login, target_name, reason, ticket, \
-     okta_request_id, okta_error_code, status_before, status_after";
+const INSERT_COLUMNS: &str = "occurred_at, request_id, action, outcome, actor_sub, actor_login, actor_name, \
+     client_id, permission, target_id, target_login, target_name, reason, ticket, detail, okta_request_id, \
+     okta_error_code, status_before, status_after, client_ip, user_agent, prev_hash, hash";
 
-const SELECT_SQLITE: &str = "SELECT id, occurred_at, request_id, action, outcome, actor_sub, actor_login, \
+pub(crate) const SELECT_SQLITE: &str = "SELECT id, occurred_at, request_id, action, outcome, actor_sub, actor_login, \
      actor_name, client_id, permission, target_id, target_login, target_name, reason, ticket, detail, \
-     okta_request_id, okta_error_code, status_before, status_after, client_ip, user_agent FROM audit_events";
+     okta_request_id, okta_error_code, status_before, status_after, client_ip, user_agent, prev_hash, hash \
+     FROM audit_events";
 
-const SELECT_POSTGRES: &str = "SELECT id, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS occurred_at, \
+pub(crate) const SELECT_POSTGRES: &str = "SELECT id, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS occurred_at, \
      request_id, action, outcome, actor_sub, actor_login, actor_name, client_id, permission, target_id, \
      target_login, target_name, reason, ticket, detail, okta_request_id, okta_error_code, status_before, \
-     status_after, client_ip, user_agent FROM audit_events";
+     status_after, client_ip, user_agent, prev_hash, hash FROM audit_events";
 
-/// Longest text kept for free-form fields (user agent, detail).
+/// Longest text kept for free-form fields (user agent, detail, reason).
 const MAX_TEXT: usize = 1000;
 
 fn clip(value: Option<String>) -> Option<String> {
@@ -225,72 +326,17 @@ impl AuditStore {
         AuditStore { db }
     }
 
-    /// Appends one record. Callers decide what a failure means for their response; the
-    /// failure is always logged here.
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// Appends one record to the chain. The chain head is locked for the transaction, so
+    /// concurrent writers (and several instances on PostgreSQL) stay in one order. Callers
+    /// decide what a failure means for their response; the failure is always logged here.
     pub async fn record(&self, event: NewEvent) -> anyhow::Result<()> {
         let now = OffsetDateTime::now_utc();
-        let result = match &self.db {
-            Database::Sqlite(pool) => {
-                let occurred = now
-                    .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
-                    .unwrap_or(now)
-                    .format(&Rfc3339)?;
-                sqlx::query(&format!(
-                    "INSERT INTO audit_events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                ))
-                .bind(occurred)
-                .bind(&event.meta.request_id)
-                .bind(event.action.as_str())
-                .bind(event.outcome.as_str())
-                .bind(&event.actor.sub)
-                .bind(&event.actor.login)
-                .bind(&event.actor.name)
-                .bind(&event.permission)
-                .bind(clip(event.detail.clone()))
-                .bind(&event.meta.client_ip)
-                .bind(clip(event.meta.user_agent.clone()))
-                .bind(event.target.as_ref().and_then(|t| t.id.clone()))
-                .bind(event.target.as_ref().and_then(|t| t.login.clone()))
-                .bind(event.target.as_ref().and_then(|t| t.name.clone()))
-                .bind(clip(event.reason.clone()))
-                .bind(&event.ticket)
-                .bind(&event.okta_request_id)
-                .bind(&event.okta_error_code)
-                .bind(&event.status_before)
-                .bind(&event.status_after)
-                .execute(pool)
-                .await
-                .map(|_| ())
-            }
-            Database::Postgres(pool) => {
-                sqlx::query(&format!(
-                    "INSERT INTO audit_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
-                ))
-                .bind(now)
-                .bind(&event.meta.request_id)
-                .bind(event.action.as_str())
-                .bind(event.outcome.as_str())
-                .bind(&event.actor.sub)
-                .bind(&event.actor.login)
-                .bind(&event.actor.name)
-                .bind(&event.permission)
-                .bind(clip(event.detail.clone()))
-                .bind(&event.meta.client_ip)
-                .bind(clip(event.meta.user_agent.clone()))
-                .bind(event.target.as_ref().and_then(|t| t.id.clone()))
-                .bind(event.target.as_ref().and_then(|t| t.login.clone()))
-                .bind(event.target.as_ref().and_then(|t| t.name.clone()))
-                .bind(clip(event.reason.clone()))
-                .bind(&event.ticket)
-                .bind(&event.okta_request_id)
-                .bind(&event.okta_error_code)
-                .bind(&event.status_before)
-                .bind(&event.status_after)
-                .execute(pool)
-                .await
-                .map(|_| ())
-            }
-        };
+        let content = RowContent::from_event(&event, format_timestamp(now));
+        let result = self.append(&content, now).await;
         if let Err(e) = &result {
             tracing::error!(
                 request_id = %event.meta.request_id,
@@ -299,77 +345,108 @@ impl AuditStore {
                 "audit write failed"
             );
         }
-        result.map_err(Into::into)
+        result
+    }
+
+    async fn append(&self, content: &RowContent, now: OffsetDateTime) -> anyhow::Result<()> {
+        match &self.db {
+            Database::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                // A write first takes SQLite's write lock, so the head read below is current.
+                sqlx::query("UPDATE audit_chain SET row_count = row_count WHERE id = 1")
+                    .execute(&mut *tx)
+                    .await?;
+                let (prev, count): (String, i64) =
+                    sqlx::query_as("SELECT last_hash, row_count FROM audit_chain WHERE id = 1")
+                        .fetch_one(&mut *tx)
+                        .await?;
+                let hash = content.hash(&prev);
+                let placeholders = vec!["?"; 23].join(", ");
+                let sql = format!("INSERT INTO audit_events ({INSERT_COLUMNS}) VALUES ({placeholders}) RETURNING id");
+                let mut q = sqlx::query(&sql);
+                for value in &content.0 {
+                    q = q.bind(value);
+                }
+                let row = q.bind(&prev).bind(&hash).fetch_one(&mut *tx).await?;
+                let id: i64 = sqlx::Row::try_get(&row, 0)?;
+                sqlx::query("UPDATE audit_chain SET last_id = ?, last_hash = ?, row_count = ? WHERE id = 1")
+                    .bind(id)
+                    .bind(&hash)
+                    .bind(count + 1)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+            Database::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let (prev, count): (String, i64) =
+                    sqlx::query_as("SELECT last_hash, row_count FROM audit_chain WHERE id = 1 FOR UPDATE")
+                        .fetch_one(&mut *tx)
+                        .await?;
+                let hash = content.hash(&prev);
+                let placeholders: Vec<String> = (2..=23).map(|n| format!("${n}")).collect();
+                let sql = format!(
+                    "INSERT INTO audit_events ({INSERT_COLUMNS}) VALUES ($1, {}) RETURNING id",
+                    placeholders.join(", ")
+                );
+                let mut q = sqlx::query(&sql).bind(now.replace_nanosecond(now.millisecond() as u32 * 1_000_000).unwrap_or(now));
+                for value in content.0.iter().skip(1) {
+                    q = q.bind(value);
+                }
+                let row = q.bind(&prev).bind(&hash).fetch_one(&mut *tx).await?;
+                let id: i64 = sqlx::Row::try_get(&row, 0)?;
+                sqlx::query("UPDATE audit_chain SET last_id = $1, last_hash = $2, row_count = $3 WHERE id = 1")
+                    .bind(id)
+                    .bind(&hash)
+                    .bind(count + 1)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+        }
+        Ok(())
     }
 
     /// The newest records first.
     pub async fn recent(&self, limit: i64) -> anyhow::Result<Vec<AuditRecord>> {
-        let rows = match &self.db {
-            Database::Sqlite(pool) => {
-                sqlx::query_as::<_, AuditRecord>(&format!(
-                    "{SELECT_SQLITE} ORDER BY id DESC LIMIT ?"
-                ))
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
-            }
-            Database::Postgres(pool) => {
-                sqlx::query_as::<_, AuditRecord>(&format!(
-                    "{SELECT_POSTGRES} ORDER BY id DESC LIMIT $1"
-                ))
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
-            }
-        };
-        Ok(rows)
+        Ok(self
+            .page(&ActivityFilter::default(), None, limit)
+            .await?
+            .records)
     }
 
     /// The newest records about one target user.
     pub async fn by_target(&self, target_id: &str, limit: i64) -> anyhow::Result<Vec<AuditRecord>> {
-        let rows = match &self.db {
-            Database::Sqlite(pool) => {
-                sqlx::query_as::<_, AuditRecord>(&format!(
-                    "{SELECT_SQLITE} WHERE target_id = ? ORDER BY id DESC LIMIT ?"
-                ))
-                .bind(target_id)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
-            }
-            Database::Postgres(pool) => {
-                sqlx::query_as::<_, AuditRecord>(&format!(
-                    "{SELECT_POSTGRES} WHERE target_id = $1 ORDER BY id DESC LIMIT $2"
-                ))
-                .bind(target_id)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
-            }
+        let filter = ActivityFilter {
+            target_id: Some(target_id.to_string()),
+            ..ActivityFilter::default()
         };
-        Ok(rows)
+        Ok(self.page(&filter, None, limit).await?.records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_always_carry_milliseconds() {
+        let t = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        assert_eq!(format_timestamp(t), "2027-01-15T08:00:00.000Z");
     }
 
-    /// Records written while serving one request, oldest first.
-    pub async fn by_request(&self, request_id: &str) -> anyhow::Result<Vec<AuditRecord>> {
-        let rows = match &self.db {
-            Database::Sqlite(pool) => {
-                sqlx::query_as::<_, AuditRecord>(&format!(
-                    "{SELECT_SQLITE} WHERE request_id = ? ORDER BY id"
-                ))
-                .bind(request_id)
-                .fetch_all(pool)
-                .await?
-            }
-            Database::Postgres(pool) => {
-                sqlx::query_as::<_, AuditRecord>(&format!(
-                    "{SELECT_POSTGRES} WHERE request_id = $1 ORDER BY id"
-                ))
-                .bind(request_id)
-                .fetch_all(pool)
-                .await?
-            }
-        };
-        Ok(rows)
+    #[test]
+    fn the_hash_covers_content_and_previous_hash() {
+        let event = NewEvent::new(Action::SignIn, Outcome::Success, Actor::default(), RequestMeta::default());
+        let a = RowContent::from_event(&event, "2026-01-01T00:00:00.000Z".into());
+        let mut b = a.clone();
+        b.0[3] = Some("failure".into());
+        assert_ne!(a.hash(GENESIS), b.hash(GENESIS));
+        assert_ne!(a.hash(GENESIS), a.hash(&a.hash(GENESIS)));
+        assert_eq!(a.hash(GENESIS).len(), 64);
+        // A null and an empty string differ.
+        let mut c = a.clone();
+        c.0[4] = Some(String::new());
+        assert_ne!(a.hash(GENESIS), c.hash(GENESIS));
     }
 }
