@@ -2,6 +2,9 @@
 //! handed to handlers, authentication (SSWS and OAuth 2.0 for Okta), rate limits, fault
 //! injection, request recording, and the 411 rule for bodiless POST/PUT.
 
+// Helpers return the early HTTP response as their error; it is built once per request.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
