@@ -702,7 +702,7 @@ pub async fn gate(State(state): State<SimState>, mut request: Request, next: Nex
                     query,
                 });
                 let response = next.run(request).await;
-                okta_defaults(response, &path).await
+                okta_defaults(response, &path)
             }
         }
     };
@@ -713,7 +713,7 @@ pub async fn gate(State(state): State<SimState>, mut request: Request, next: Nex
 }
 
 /// Replaces axum's bare 404/405 with Okta's error bodies.
-async fn okta_defaults(response: Response, path: &str) -> Response {
+fn okta_defaults(response: Response, path: &str) -> Response {
     let bare = !response.headers().contains_key(header::CONTENT_TYPE);
     match response.status() {
         StatusCode::NOT_FOUND if bare => ApiError::new(
