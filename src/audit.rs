@@ -10,6 +10,7 @@ use crate::db::Database;
 pub mod export;
 pub mod integrity;
 pub mod query;
+pub mod seed;
 
 pub use query::{ActivityFilter, ActivityPage};
 
@@ -261,7 +262,11 @@ impl RowContent {
         let mut hasher = Sha256::new();
         hasher.update(prev_hash.as_bytes());
         hasher.update(b"\n");
-        hasher.update(serde_json::to_string(&self.0).unwrap_or_default().as_bytes());
+        hasher.update(
+            serde_json::to_string(&self.0)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
         hasher
             .finalize()
             .iter()
@@ -290,7 +295,7 @@ pub struct AuditStore {
     db: Database,
 }
 
-const INSERT_COLUMNS: &str = "occurred_at, request_id, action, outcome, actor_sub, actor_login, actor_name, \
+pub(crate) const INSERT_COLUMNS: &str = "occurred_at, request_id, action, outcome, actor_sub, actor_login, actor_name, \
      client_id, permission, target_id, target_login, target_name, reason, ticket, detail, okta_request_id, \
      okta_error_code, status_before, status_after, client_ip, user_agent, prev_hash, hash";
 
@@ -362,34 +367,42 @@ impl AuditStore {
                         .await?;
                 let hash = content.hash(&prev);
                 let placeholders = vec!["?"; 23].join(", ");
-                let sql = format!("INSERT INTO audit_events ({INSERT_COLUMNS}) VALUES ({placeholders}) RETURNING id");
+                let sql = format!(
+                    "INSERT INTO audit_events ({INSERT_COLUMNS}) VALUES ({placeholders}) RETURNING id"
+                );
                 let mut q = sqlx::query(&sql);
                 for value in &content.0 {
                     q = q.bind(value);
                 }
                 let row = q.bind(&prev).bind(&hash).fetch_one(&mut *tx).await?;
                 let id: i64 = sqlx::Row::try_get(&row, 0)?;
-                sqlx::query("UPDATE audit_chain SET last_id = ?, last_hash = ?, row_count = ? WHERE id = 1")
-                    .bind(id)
-                    .bind(&hash)
-                    .bind(count + 1)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE audit_chain SET last_id = ?, last_hash = ?, row_count = ? WHERE id = 1",
+                )
+                .bind(id)
+                .bind(&hash)
+                .bind(count + 1)
+                .execute(&mut *tx)
+                .await?;
                 tx.commit().await?;
             }
             Database::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                let (prev, count): (String, i64) =
-                    sqlx::query_as("SELECT last_hash, row_count FROM audit_chain WHERE id = 1 FOR UPDATE")
-                        .fetch_one(&mut *tx)
-                        .await?;
+                let (prev, count): (String, i64) = sqlx::query_as(
+                    "SELECT last_hash, row_count FROM audit_chain WHERE id = 1 FOR UPDATE",
+                )
+                .fetch_one(&mut *tx)
+                .await?;
                 let hash = content.hash(&prev);
                 let placeholders: Vec<String> = (2..=23).map(|n| format!("${n}")).collect();
                 let sql = format!(
                     "INSERT INTO audit_events ({INSERT_COLUMNS}) VALUES ($1, {}) RETURNING id",
                     placeholders.join(", ")
                 );
-                let mut q = sqlx::query(&sql).bind(now.replace_nanosecond(now.millisecond() as u32 * 1_000_000).unwrap_or(now));
+                let mut q = sqlx::query(&sql).bind(
+                    now.replace_nanosecond(now.millisecond() as u32 * 1_000_000)
+                        .unwrap_or(now),
+                );
                 for value in content.0.iter().skip(1) {
                     q = q.bind(value);
                 }
@@ -437,7 +450,12 @@ mod tests {
 
     #[test]
     fn the_hash_covers_content_and_previous_hash() {
-        let event = NewEvent::new(Action::SignIn, Outcome::Success, Actor::default(), RequestMeta::default());
+        let event = NewEvent::new(
+            Action::SignIn,
+            Outcome::Success,
+            Actor::default(),
+            RequestMeta::default(),
+        );
         let a = RowContent::from_event(&event, "2026-01-01T00:00:00.000Z".into());
         let mut b = a.clone();
         b.0[3] = Some("failure".into());

@@ -23,6 +23,9 @@ pub enum AppError {
     Csrf,
     #[error("not found")]
     NotFound,
+    /// The request itself is wrong (a bad parameter); the message says what to change.
+    #[error("bad request: {0}")]
+    BadRequest(String),
     /// A sign-in could not be completed; shown with a link to try again.
     #[error("sign-in failed: {0}")]
     SignIn(String),
@@ -72,6 +75,7 @@ impl AppError {
             AppError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) | AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::SignIn(_) => StatusCode::BAD_REQUEST,
             AppError::Upstream(_) => StatusCode::BAD_GATEWAY,
             AppError::Okta(e) => okta_status(e.kind),
@@ -124,6 +128,10 @@ impl AppError {
             AppError::NotFound => {
                 report.title = "Not found".into();
                 report.message = "There is nothing at this address.".into();
+            }
+            AppError::BadRequest(message) => {
+                report.title = "Bad request".into();
+                report.message = message.clone();
             }
             AppError::SignIn(message) => {
                 report.title = "Sign-in failed".into();

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod error;
+pub mod logs;
 pub mod models;
 pub mod search;
 pub mod users;

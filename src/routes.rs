@@ -34,6 +34,10 @@ pub fn router(state: AppState, sessions: SessionManagerLayer<DbSessionStore>) ->
         .route("/", get(pages::home))
         .route("/me", get(pages::me))
         .route("/activity", get(activity::index))
+        .route("/activity/agents/{sub}", get(activity::agent_timeline))
+        .route("/activity/export.csv", get(activity::export_csv))
+        .route("/activity/export.jsonl", get(activity::export_jsonl))
+        .route("/activity/integrity", get(activity::integrity))
         .route(
             "/users",
             get(users::search::page).post(users::create::create),

@@ -84,7 +84,8 @@ impl AuditStore {
                     Some(if checked == 1 && checkpoint.is_none() && r.id != 1 {
                         "the first records of the trail are missing".to_string()
                     } else {
-                        "the previous record was removed or changed (previous hash does not match)".to_string()
+                        "the previous record was removed or changed (previous hash does not match)"
+                            .to_string()
                     })
                 } else if RowContent::from_record(&r).hash(&r.prev_hash) != r.hash {
                     Some("the record's content was changed (hash does not match)".to_string())
@@ -176,10 +177,11 @@ impl AuditStore {
                 let Some((through_id, through_hash)) = through else {
                     return Ok(0);
                 };
-                let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_events WHERE id <= ?")
-                    .bind(through_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
+                let (count,): (i64,) =
+                    sqlx::query_as("SELECT COUNT(*) FROM audit_events WHERE id <= ?")
+                        .bind(through_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
                 sqlx::query(
                     "INSERT INTO audit_checkpoints (created_at, before, through_id, through_hash, pruned_count) VALUES (?, ?, ?, ?, ?)",
                 )
@@ -211,10 +213,11 @@ impl AuditStore {
                 let Some((through_id, through_hash)) = through else {
                     return Ok(0);
                 };
-                let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_events WHERE id <= $1")
-                    .bind(through_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
+                let (count,): (i64,) =
+                    sqlx::query_as("SELECT COUNT(*) FROM audit_events WHERE id <= $1")
+                        .bind(through_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
                 sqlx::query(
                     "INSERT INTO audit_checkpoints (created_at, before, through_id, through_hash, pruned_count) \
                      VALUES (CAST($1 AS TIMESTAMPTZ), CAST($2 AS TIMESTAMPTZ), $3, $4, $5)",

@@ -130,12 +130,16 @@ impl ActivityFilter {
         if let Some(agent) = clean(&self.agent) {
             let a = w.placeholder(Bind::Text(agent.clone()));
             let b = w.placeholder(Bind::Text(agent.to_lowercase()));
-            w.parts.push(format!("(actor_sub = {a} OR LOWER(actor_login) = {b})"));
+            w.parts
+                .push(format!("(actor_sub = {a} OR LOWER(actor_login) = {b})"));
         }
         if let Some(target) = clean(&self.target) {
             let a = w.placeholder(Bind::Text(target.clone()));
             let b = w.placeholder(Bind::Text(target.to_lowercase()));
-            let c = w.placeholder(Bind::Text(format!("%{}%", target.to_lowercase().replace(['%', '_'], ""))));
+            let c = w.placeholder(Bind::Text(format!(
+                "%{}%",
+                target.to_lowercase().replace(['%', '_'], "")
+            )));
             w.parts.push(format!(
                 "(target_id = {a} OR LOWER(target_login) = {b} OR LOWER(target_name) LIKE {c})"
             ));
@@ -247,19 +251,32 @@ macro_rules! bind_all {
 
 impl AuditStore {
     /// Keyset pagination by id (never OFFSET): `before` is the last id of the previous page.
-    pub async fn page(&self, filter: &ActivityFilter, before: Option<i64>, limit: i64) -> anyhow::Result<ActivityPage> {
+    pub async fn page(
+        &self,
+        filter: &ActivityFilter,
+        before: Option<i64>,
+        limit: i64,
+    ) -> anyhow::Result<ActivityPage> {
         let limit = limit.clamp(1, 1000);
         let mut records = match self.db() {
             Database::Sqlite(pool) => {
                 let w = filter.where_clause(Backend::Sqlite, before);
-                let sql = format!("{SELECT_SQLITE}{} ORDER BY id DESC LIMIT {}", w.sql(), limit + 1);
+                let sql = format!(
+                    "{SELECT_SQLITE}{} ORDER BY id DESC LIMIT {}",
+                    w.sql(),
+                    limit + 1
+                );
                 bind_all!(sqlx::query_as::<_, AuditRecord>(&sql), &w.binds)
                     .fetch_all(pool)
                     .await?
             }
             Database::Postgres(pool) => {
                 let w = filter.where_clause(Backend::Postgres, before);
-                let sql = format!("{SELECT_POSTGRES}{} ORDER BY id DESC LIMIT {}", w.sql(), limit + 1);
+                let sql = format!(
+                    "{SELECT_POSTGRES}{} ORDER BY id DESC LIMIT {}",
+                    w.sql(),
+                    limit + 1
+                );
                 bind_all!(sqlx::query_as::<_, AuditRecord>(&sql), &w.binds)
                     .fetch_all(pool)
                     .await?
@@ -271,7 +288,10 @@ impl AuditStore {
         } else {
             None
         };
-        Ok(ActivityPage { records, next_before })
+        Ok(ActivityPage {
+            records,
+            next_before,
+        })
     }
 
     /// Counts per day, action and outcome for the filtered records.
@@ -303,8 +323,16 @@ impl AuditStore {
     }
 
     /// Agents with the most destructive actions among the filtered records.
-    pub async fn top_destructive_agents(&self, filter: &ActivityFilter, limit: i64) -> anyhow::Result<Vec<AgentCount>> {
-        let list = DESTRUCTIVE.iter().map(|a| format!("'{a}'")).collect::<Vec<_>>().join(", ");
+    pub async fn top_destructive_agents(
+        &self,
+        filter: &ActivityFilter,
+        limit: i64,
+    ) -> anyhow::Result<Vec<AgentCount>> {
+        let list = DESTRUCTIVE
+            .iter()
+            .map(|a| format!("'{a}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let extra = format!("action IN ({list}) AND actor_sub IS NOT NULL");
         Ok(match self.db() {
             Database::Sqlite(pool) => {
@@ -334,38 +362,47 @@ impl AuditStore {
         })
     }
 
-    /// Streams every filtered record, newest first, into `sink` (constant memory).
-    pub async fn for_each<F>(&self, filter: &ActivityFilter, mut sink: F) -> anyhow::Result<u64>
-    where
-        F: FnMut(AuditRecord) -> bool + Send,
-    {
+    /// Streams every filtered record, newest first, formatted by `line`, in chunks of about
+    /// 64 KiB through a bounded channel: memory stays constant however many rows match.
+    /// Stops early when the receiver is gone. Returns the number of rows sent.
+    pub async fn stream_lines(
+        &self,
+        filter: &ActivityFilter,
+        line: fn(&AuditRecord) -> String,
+        tx: &tokio::sync::mpsc::Sender<Result<String, std::io::Error>>,
+    ) -> anyhow::Result<u64> {
         use futures_util::TryStreamExt;
+        const CHUNK: usize = 64 * 1024;
         let mut count = 0u64;
+        let mut batch = String::with_capacity(CHUNK + 1024);
+        macro_rules! drain {
+            ($rows:expr) => {{
+                let mut rows = $rows;
+                while let Some(row) = rows.try_next().await? {
+                    count += 1;
+                    batch.push_str(&line(&row));
+                    if batch.len() >= CHUNK {
+                        if tx.send(Ok(std::mem::take(&mut batch))).await.is_err() {
+                            return Ok(count);
+                        }
+                    }
+                }
+            }};
+        }
         match self.db() {
             Database::Sqlite(pool) => {
                 let w = filter.where_clause(Backend::Sqlite, None);
                 let sql = format!("{SELECT_SQLITE}{} ORDER BY id DESC", w.sql());
-                let query = bind_all!(sqlx::query_as::<_, AuditRecord>(&sql), &w.binds);
-                let mut rows = query.fetch(pool);
-                while let Some(row) = rows.try_next().await? {
-                    count += 1;
-                    if !sink(row) {
-                        break;
-                    }
-                }
+                drain!(bind_all!(sqlx::query_as::<_, AuditRecord>(&sql), &w.binds).fetch(pool));
             }
             Database::Postgres(pool) => {
                 let w = filter.where_clause(Backend::Postgres, None);
                 let sql = format!("{SELECT_POSTGRES}{} ORDER BY id DESC", w.sql());
-                let query = bind_all!(sqlx::query_as::<_, AuditRecord>(&sql), &w.binds);
-                let mut rows = query.fetch(pool);
-                while let Some(row) = rows.try_next().await? {
-                    count += 1;
-                    if !sink(row) {
-                        break;
-                    }
-                }
+                drain!(bind_all!(sqlx::query_as::<_, AuditRecord>(&sql), &w.binds).fetch(pool));
             }
+        }
+        if !batch.is_empty() {
+            let _ = tx.send(Ok(batch)).await;
         }
         Ok(count)
     }
@@ -398,7 +435,10 @@ mod tests {
     fn dates_are_whole_days_and_bad_ones_are_reported() {
         assert_eq!(
             day_bounds("2026-11-29"),
-            Some(("2026-11-29T00:00:00.000Z".into(), "2026-11-30T00:00:00.000Z".into()))
+            Some((
+                "2026-11-29T00:00:00.000Z".into(),
+                "2026-11-30T00:00:00.000Z".into()
+            ))
         );
         assert_eq!(day_bounds("29/11/2026"), None);
         let f = ActivityFilter {
@@ -431,7 +471,9 @@ mod tests {
     }
 
     fn serde_urlencoded_from(qs: &str) -> ActivityFilter {
-        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(qs.as_bytes()).into_owned().collect();
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(qs.as_bytes())
+            .into_owned()
+            .collect();
         let mut f = ActivityFilter::default();
         for (k, v) in pairs {
             match k.as_str() {

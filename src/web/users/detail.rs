@@ -10,6 +10,7 @@ use crate::audit::AuditRecord;
 use crate::auth::extract::Require;
 use crate::auth::policy::perm;
 use crate::error::AppError;
+use crate::okta::logs::LogEvent;
 use crate::okta::models::{Group, User};
 use crate::state::AppState;
 use crate::web::layout::PageCtx;
@@ -22,9 +23,13 @@ struct DetailPage {
     groups: Vec<Group>,
     actions: Vec<ActionKind>,
     refusal: Option<String>,
-    history: Vec<AuditRecord>,
+    history: Vec<(AuditRecord, bool)>,
+    okta_log: Result<Vec<(LogEvent, Option<String>)>, (String, String)>,
     extra: Vec<(String, String)>,
 }
+
+/// Days of Okta's System Log shown on the user page.
+const LOG_DAYS: i64 = 30;
 
 /// `2024-01-10T09:00:00.000Z` → `2024-01-10 09:00 UTC`; missing → "never".
 pub fn when(value: &Option<String>) -> String {
@@ -49,10 +54,40 @@ pub async fn page(
     Path(id): Path<String>,
 ) -> Result<Html<String>, AppError> {
     // Independent calls run concurrently.
-    let (loaded, history) =
-        tokio::join!(actions::load(&state, &id), state.audit.by_target(&id, 20));
+    let (loaded, history, log) = tokio::join!(
+        actions::load(&state, &id),
+        state.audit.by_target(&id, 20),
+        state.okta.user_log_events(&id, LOG_DAYS, 20)
+    );
     let (user, groups) = loaded?;
     let history = history?;
+    // Correlate by Okta request id: a portal action and the Okta event it caused.
+    let okta_log = match log {
+        Ok(events) => Ok(events
+            .into_iter()
+            .map(|e| {
+                let from_portal = e.request_id().and_then(|rid| {
+                    history
+                        .iter()
+                        .find(|r| r.okta_request_id.as_deref() == Some(rid))
+                        .map(|r| format!("{} by {}", r.action, r.actor_label()))
+                });
+                (e, from_portal)
+            })
+            .collect::<Vec<_>>()),
+        Err(e) => Err(crate::web::users::search::okta_failure(&e)),
+    };
+    let history = history
+        .into_iter()
+        .map(|r| {
+            let seen = r.okta_request_id.as_deref().is_some_and(|rid| {
+                okta_log
+                    .as_ref()
+                    .is_ok_and(|events| events.iter().any(|(e, _)| e.request_id() == Some(rid)))
+            });
+            (r, seen)
+        })
+        .collect();
     let refusal = actions::refusal(&agent, &state, &user, &groups);
     let actions = if refusal.is_some() {
         Vec::new()
@@ -83,6 +118,7 @@ pub async fn page(
         actions,
         refusal,
         history,
+        okta_log,
         extra,
     };
     Ok(Html(page.render()?))
