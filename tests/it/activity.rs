@@ -1,0 +1,597 @@
+//! Activity pages, exports and the tamper-evident trail, on SQLite and PostgreSQL.
+
+use std::collections::BTreeSet;
+
+use admin_portal::audit::{Action, Actor, AuditStore, NewEvent, Outcome, RequestMeta, Target};
+use admin_portal::db::Database;
+
+use crate::helpers::*;
+
+fn ids(page: &Page) -> Vec<i64> {
+    page.html()
+        .select(&scraper::Selector::parse("#activity-table tr[data-id]").unwrap())
+        .filter_map(|e| e.value().attr("data-id").and_then(|v| v.parse().ok()))
+        .collect()
+}
+
+fn event(
+    i: usize,
+    agent: &str,
+    action: Action,
+    outcome: Outcome,
+    target: &str,
+    ticket: Option<&str>,
+) -> NewEvent {
+    NewEvent::new(
+        action,
+        outcome,
+        Actor {
+            sub: Some(format!("00u{agent}")),
+            login: Some(format!("{agent}@example.com")),
+            name: Some(format!("Agent {agent}")),
+        },
+        RequestMeta {
+            request_id: format!("req-{i}"),
+            client_ip: Some("127.0.0.1".into()),
+            user_agent: Some("test".into()),
+        },
+    )
+    .target(Target {
+        id: Some(format!("00u{target}")),
+        login: Some(format!("{target}@example.com")),
+        name: Some(format!("Target {target}")),
+    })
+    .why(
+        Some("Because the test says so".into()),
+        ticket.map(str::to_string),
+    )
+}
+
+async fn seed(store: &AuditStore) {
+    for i in 0..30 {
+        let (agent, action, outcome, ticket) = match i % 5 {
+            0 => (
+                "alice",
+                Action::UserSuspend,
+                Outcome::Success,
+                Some("SUP-1"),
+            ),
+            1 => ("bob", Action::UserUnlock, Outcome::Success, None),
+            2 => ("alice", Action::UserDeactivate, Outcome::Failure, None),
+            3 => (
+                "carol",
+                Action::UserResetPassword,
+                Outcome::Success,
+                Some("SUP-2"),
+            ),
+            _ => ("bob", Action::AccessDenied, Outcome::Denied, None),
+        };
+        let target = if i % 2 == 0 { "ada" } else { "grace" };
+        store
+            .record(event(i, agent, action, outcome, target, ticket))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn every_filter_selects_exactly_the_matching_records() {
+    let t = TestApp::spawn().await;
+    let b = t.signed_in(MANAGER).await;
+    let store = &t.app.state.audit;
+    seed(store).await;
+    let all = t.audit().await;
+    let expect = |pred: &dyn Fn(&admin_portal::audit::AuditRecord) -> bool| -> Vec<i64> {
+        let mut v: Vec<i64> = all.iter().filter(|r| pred(r)).map(|r| r.id).collect();
+        v.reverse();
+        v
+    };
+    let today = time::OffsetDateTime::now_utc().date();
+    let tomorrow = today.next_day().unwrap();
+    let cases: Vec<(String, Vec<i64>)> = vec![
+        (
+            "agent=alice@example.com".into(),
+            expect(&|r| r.actor_login.as_deref() == Some("alice@example.com")),
+        ),
+        (
+            "agent=00ubob".into(),
+            expect(&|r| r.actor_sub.as_deref() == Some("00ubob")),
+        ),
+        (
+            "target=grace@example.com".into(),
+            expect(&|r| r.target_login.as_deref() == Some("grace@example.com")),
+        ),
+        (
+            "target=00uada".into(),
+            expect(&|r| r.target_id.as_deref() == Some("00uada")),
+        ),
+        (
+            "target=Target+Gr".into(),
+            expect(&|r| r.target_name.as_deref() == Some("Target grace")),
+        ),
+        (
+            "action=user.unlock".into(),
+            expect(&|r| r.action == "user.unlock"),
+        ),
+        (
+            "outcome=failure".into(),
+            expect(&|r| r.outcome == "failure"),
+        ),
+        (
+            "ticket=SUP-2".into(),
+            expect(&|r| r.ticket.as_deref() == Some("SUP-2")),
+        ),
+        ("client=session".into(), expect(&|r| r.client_id.is_none())),
+        (format!("from={today}&to={today}"), expect(&|_| true)),
+        (format!("from={tomorrow}"), vec![]),
+        (
+            "agent=alice@example.com&outcome=success&ticket=SUP-1".into(),
+            expect(&|r| {
+                r.actor_login.as_deref() == Some("alice@example.com")
+                    && r.outcome == "success"
+                    && r.ticket.as_deref() == Some("SUP-1")
+            }),
+        ),
+    ];
+    for (query, expected) in cases {
+        let page = b.get(&format!("/activity?{query}")).await;
+        assert_eq!(page.status, 200, "{query}");
+        assert_eq!(ids(&page), expected, "{query}");
+        // Filters stay in the form (and so in the URL).
+        if let Some(value) = query
+            .split('&')
+            .next()
+            .and_then(|p| p.split_once('='))
+            .map(|(_, v)| v.replace('+', " "))
+        {
+            assert!(
+                page.body.contains(&value),
+                "{query}: the form keeps the filter"
+            );
+        }
+    }
+    let bad = b.get("/activity?from=yesterday").await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("must be a date like"));
+}
+
+#[tokio::test]
+async fn keyset_pages_stay_stable_while_new_records_arrive() {
+    let t = TestApp::spawn().await;
+    let b = t.signed_in(MANAGER).await;
+    t.app.state.audit.seed_bench(120).await.unwrap();
+    let before: BTreeSet<i64> = t.audit().await.iter().map(|r| r.id).collect();
+    let first = b.get("/activity").await;
+    let mut seen = ids(&first);
+    assert_eq!(seen.len(), 50);
+    let mut next = first
+        .html()
+        .select(&scraper::Selector::parse("#older-page").unwrap())
+        .next()
+        .and_then(|e| e.value().attr("href").map(str::to_string));
+    // New records arrive between pages: they must not shift what the next pages show.
+    seed(&t.app.state.audit).await;
+    while let Some(url) = next {
+        let page = b.get(&url).await;
+        let page_ids = ids(&page);
+        assert!(
+            page_ids.iter().all(|id| id < seen.last().unwrap()),
+            "older pages only hold older records"
+        );
+        seen.extend(page_ids);
+        next = page
+            .html()
+            .select(&scraper::Selector::parse("#older-page").unwrap())
+            .next()
+            .and_then(|e| e.value().attr("href").map(str::to_string));
+    }
+    let seen_set: BTreeSet<i64> = seen.iter().copied().collect();
+    assert_eq!(seen_set.len(), seen.len(), "no record twice");
+    assert_eq!(
+        seen_set, before,
+        "every record present when the first page was read, no gaps"
+    );
+    // The htmx variant of a page is a fragment.
+    let fragment = b
+        .client
+        .get(t.url("/activity"))
+        .header("hx-request", "true")
+        .header("hx-target", "records")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!fragment.contains("<html") && fragment.contains("activity-table"));
+}
+
+#[tokio::test]
+async fn exports_hold_exactly_the_filtered_records_and_are_audited() {
+    let t = TestApp::spawn().await;
+    let b = t.signed_in(MANAGER).await;
+    seed(&t.app.state.audit).await;
+    let listed = ids(&b.get("/activity?agent=alice@example.com").await);
+    assert!(!listed.is_empty());
+    let csv = b.get("/activity/export.csv?agent=alice@example.com").await;
+    assert_eq!(csv.status, 200);
+    assert_eq!(csv.header("content-type"), "text/csv; charset=utf-8");
+    assert!(csv.header("content-disposition").contains("activity.csv"));
+    let mut lines = csv.body.split("\r\n").filter(|l| !l.is_empty());
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("id,occurred_at,request_id,action,outcome")
+    );
+    let csv_ids: Vec<i64> = lines
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(csv_ids, listed);
+    let jsonl = b
+        .get("/activity/export.jsonl?agent=alice@example.com")
+        .await;
+    assert_eq!(jsonl.header("content-type"), "application/x-ndjson");
+    let json_ids: Vec<i64> = jsonl
+        .body
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(json_ids, listed);
+    let exports: Vec<_> = t
+        .audit()
+        .await
+        .into_iter()
+        .filter(|r| r.action == "audit.export")
+        .collect();
+    assert_eq!(exports.len(), 2);
+    assert_eq!(exports[0].actor_login.as_deref(), Some(MANAGER));
+    assert!(
+        exports[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("agent=alice%40example.com")
+    );
+}
+
+#[tokio::test]
+async fn a_large_export_streams_every_row() {
+    let t = TestApp::spawn().await;
+    let b = t.signed_in(MANAGER).await;
+    t.app.state.audit.seed_bench(5000).await.unwrap();
+    let csv = b.get("/activity/export.csv").await;
+    let rows = csv.body.split("\r\n").filter(|l| !l.is_empty()).count() - 1;
+    // 5000 seeded, the manager's sign-in, and the export's own record (written first).
+    assert_eq!(rows, 5002);
+    assert!(t.app.state.audit.verify().await.unwrap().intact());
+}
+
+#[tokio::test]
+async fn charts_and_the_agent_timeline_are_rendered_on_the_server() {
+    let t = TestApp::spawn().await;
+    let b = t.signed_in(MANAGER).await;
+    seed(&t.app.state.audit).await;
+    let page = b.get("/activity").await;
+    assert_eq!(
+        page.count("svg#chart-daily rect"),
+        1 + 5,
+        "the sign-in plus five seeded actions, stacked on today"
+    );
+    assert!(
+        page.count("svg#chart-daily circle.problem") >= 1,
+        "failures and denials are marked"
+    );
+    assert!(
+        page.text("#chart-agents").unwrap().contains("Agent alice"),
+        "top agents by destructive actions"
+    );
+    let timeline = b.get("/activity/agents/00ualice").await;
+    assert_eq!(timeline.status, 200);
+    assert_eq!(
+        timeline.text("#agent-title").as_deref(),
+        Some("Agent alice")
+    );
+    let chips = timeline.text("#agent-days").unwrap();
+    assert!(
+        chips.contains("user.suspend × 6") && chips.contains("user.deactivate × 6"),
+        "{chips}"
+    );
+}
+
+#[tokio::test]
+async fn agents_and_viewers_cannot_see_or_export_activity() {
+    let t = TestApp::spawn().await;
+    for login in [AGENT, VIEWER] {
+        let b = t.signed_in(login).await;
+        for path in [
+            "/activity",
+            "/activity?agent=x",
+            "/activity/agents/00uX",
+            "/activity/export.csv",
+            "/activity/export.jsonl",
+            "/activity/integrity",
+        ] {
+            assert_eq!(b.get(path).await.status, 403, "{login} {path}");
+        }
+    }
+}
+
+/// Runs SQL as a database administrator would (triggers off), to tamper with the trail.
+async fn tamper(db: &Database, sql: &str) {
+    match db {
+        Database::Sqlite(pool) => {
+            sqlx::query("DROP TRIGGER IF EXISTS audit_events_no_update")
+                .execute(pool)
+                .await
+                .unwrap();
+            sqlx::query("DROP TRIGGER IF EXISTS audit_events_no_delete")
+                .execute(pool)
+                .await
+                .unwrap();
+            sqlx::query(sql).execute(pool).await.unwrap();
+        }
+        Database::Postgres(pool) => {
+            let mut tx = pool.begin().await.unwrap();
+            sqlx::query("ALTER TABLE audit_events DISABLE TRIGGER USER")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            sqlx::query(sql).execute(&mut *tx).await.unwrap();
+            sqlx::query("ALTER TABLE audit_events ENABLE TRIGGER USER")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+    }
+}
+
+async fn broken_at(t: &TestApp) -> Option<(i64, String)> {
+    t.app
+        .state
+        .audit
+        .verify()
+        .await
+        .unwrap()
+        .broken
+        .map(|b| (b.id, b.reason))
+}
+
+#[tokio::test]
+async fn verification_detects_a_changed_row() {
+    let t = TestApp::spawn().await;
+    seed(&t.app.state.audit).await;
+    assert_eq!(broken_at(&t).await, None);
+    let target = t.audit().await[10].id;
+    tamper(
+        &t.app.state.db,
+        &format!("UPDATE audit_events SET reason = 'nothing happened' WHERE id = {target}"),
+    )
+    .await;
+    let (id, reason) = broken_at(&t).await.expect("detected");
+    assert_eq!(id, target);
+    assert!(reason.contains("content was changed"), "{reason}");
+    let b = t.signed_in(MANAGER).await;
+    let page = b.get("/activity/integrity").await;
+    assert_eq!(page.status, 409);
+    assert_eq!(page.text("#broken-id"), Some(target.to_string()));
+}
+
+#[tokio::test]
+async fn verification_detects_a_deleted_row_in_the_middle_and_at_the_end() {
+    let t = TestApp::spawn().await;
+    seed(&t.app.state.audit).await;
+    let rows = t.audit().await;
+    let middle = rows[12].id;
+    tamper(
+        &t.app.state.db,
+        &format!("DELETE FROM audit_events WHERE id = {middle}"),
+    )
+    .await;
+    let (id, reason) = broken_at(&t).await.expect("detected");
+    assert_eq!(id, rows[13].id, "the record after the gap");
+    assert!(reason.contains("removed or changed"), "{reason}");
+
+    let t = TestApp::spawn().await;
+    seed(&t.app.state.audit).await;
+    let last = t.audit().await.last().unwrap().id;
+    tamper(
+        &t.app.state.db,
+        &format!("DELETE FROM audit_events WHERE id = {last}"),
+    )
+    .await;
+    let (_, reason) = broken_at(&t).await.expect("a missing tail is detected");
+    assert!(reason.contains("newest records were removed"), "{reason}");
+}
+
+#[tokio::test]
+async fn verification_detects_reordered_rows() {
+    let t = TestApp::spawn().await;
+    seed(&t.app.state.audit).await;
+    let rows = t.audit().await;
+    let (a, b) = (rows[5].id, rows[6].id);
+    // Swap the two records' ids (their content moves with them).
+    tamper(
+        &t.app.state.db,
+        &format!("UPDATE audit_events SET id = -1 WHERE id = {a}"),
+    )
+    .await;
+    tamper(
+        &t.app.state.db,
+        &format!("UPDATE audit_events SET id = {a} WHERE id = {b}"),
+    )
+    .await;
+    tamper(
+        &t.app.state.db,
+        &format!("UPDATE audit_events SET id = {b} WHERE id = -1"),
+    )
+    .await;
+    let (id, _) = broken_at(&t).await.expect("detected");
+    assert_eq!(id, a);
+}
+
+#[tokio::test]
+async fn prune_keeps_the_chain_verifiable() {
+    let t = TestApp::spawn().await;
+    t.app.state.audit.seed_bench(300).await.unwrap();
+    let tomorrow = time::OffsetDateTime::now_utc().date().next_day().unwrap();
+    let cutoff = time::OffsetDateTime::now_utc().date() - time::Duration::days(45);
+    let removed = t.app.state.audit.prune(&cutoff.to_string()).await.unwrap();
+    assert!(
+        removed > 100 && removed < 200,
+        "about half of 90 days: {removed}"
+    );
+    let v = t.app.state.audit.verify().await.unwrap();
+    assert!(v.intact(), "{v:?}");
+    assert_eq!(v.pruned, removed);
+    assert_eq!(v.checked as i64, 300 - removed);
+    // New records keep extending the chain after a prune.
+    seed(&t.app.state.audit).await;
+    assert!(t.app.state.audit.verify().await.unwrap().intact());
+    // Still no deleting outside a prune.
+    let refused = match &t.app.state.db {
+        Database::Sqlite(pool) => sqlx::query("DELETE FROM audit_events")
+            .execute(pool)
+            .await
+            .is_err(),
+        Database::Postgres(pool) => sqlx::query("DELETE FROM audit_events")
+            .execute(pool)
+            .await
+            .is_err(),
+    };
+    assert!(refused);
+    let _ = tomorrow;
+}
+
+#[tokio::test]
+async fn concurrent_writers_keep_one_chain() {
+    let t = TestApp::spawn().await;
+    let store = t.app.state.audit.clone();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .record(event(
+                    i,
+                    "dave",
+                    Action::UserUnlock,
+                    Outcome::Success,
+                    "ada",
+                    None,
+                ))
+                .await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let v = store.verify().await.unwrap();
+    assert!(v.intact(), "{v:?}");
+    assert_eq!(v.checked, 40);
+}
+
+#[tokio::test]
+async fn the_cli_verifies_the_trail() {
+    let t = TestApp::spawn().await;
+    seed(&t.app.state.audit).await;
+    let url = t.app.state.config.database.url.clone();
+    let run = |url: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_admin-portal"))
+            .args(["audit", "verify", "--database", url])
+            .output()
+            .unwrap()
+    };
+    let ok = run(&url);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("intact: 30 records"));
+    let target = t.audit().await[3].id;
+    tamper(
+        &t.app.state.db,
+        &format!("UPDATE audit_events SET reason = 'edited' WHERE id = {target}"),
+    )
+    .await;
+    let broken = run(&url);
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&broken.stdout).contains(&format!("BROKEN at record {target}"))
+    );
+}
+
+#[tokio::test]
+async fn the_user_page_shows_portal_records_beside_oktas_system_log() {
+    let t = TestApp::spawn().await;
+    let b = t.signed_in(AGENT).await;
+    let token = b.csrf_token().await;
+    let id = {
+        let store = t.sim().store();
+        store
+            .users
+            .values()
+            .find(|u| {
+                u.status == admin_portal::okta_sim::UserStatus::LockedOut && u.login.contains('.')
+            })
+            .map(|u| u.id.clone())
+    }
+    .unwrap_or_else(|| {
+        let store = t.sim().store();
+        store
+            .users
+            .values()
+            .find(|u| u.login.contains('.'))
+            .unwrap()
+            .id
+            .clone()
+    });
+    assert!(
+        t.sim()
+            .set_user_status(&id, admin_portal::okta_sim::UserStatus::LockedOut)
+    );
+    let done = b
+        .post_form(
+            &format!("/users/{id}/unlock"),
+            &[
+                ("_csrf", &token),
+                ("reason", "Caller locked out after travel"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, 303);
+    let page = b.get(&format!("/users/{id}")).await;
+    let okta_request = t
+        .audit()
+        .await
+        .into_iter()
+        .last()
+        .unwrap()
+        .okta_request_id
+        .unwrap();
+    assert_eq!(
+        page.count(&format!(
+            "#user-history tr[data-okta-request=\"{okta_request}\"] .correlated"
+        )),
+        1,
+        "the portal record is marked as seen in Okta's log"
+    );
+    let row = page
+        .html()
+        .select(
+            &scraper::Selector::parse(&format!("#okta-log tr[data-request=\"{okta_request}\"]"))
+                .unwrap(),
+        )
+        .next()
+        .map(|e| e.text().collect::<String>())
+        .expect("the Okta event of that request");
+    assert!(row.contains("user.account.unlock_by_admin"), "{row}");
+    assert!(row.contains("user.unlock by Alex Agent"), "{row}");
+}
