@@ -150,7 +150,8 @@ pub fn build_charts(
         .max()
         .unwrap_or(0)
         .max(1);
-    let slot = (CHART_W / days.len().max(1) as i64).max(2);
+    // At least 30 slots wide, so that a short range does not draw one huge bar.
+    let slot = (CHART_W / days.len().max(30) as i64).max(2);
     let bar = (slot * 3 / 4).max(1);
     let mut segments = Vec::new();
     let mut markers = Vec::new();

@@ -20,6 +20,8 @@ pub struct Driver {
     child: Child,
     pub client: Client,
     _profile: PathBuf,
+    /// Where the browser saves downloads.
+    pub downloads: PathBuf,
 }
 
 impl Drop for Driver {
@@ -61,6 +63,8 @@ pub async fn driver() -> Option<Driver> {
         "admin-portal-chrome-{}",
         uuid::Uuid::new_v4().simple()
     ));
+    let downloads = profile.join("downloads");
+    std::fs::create_dir_all(&downloads).expect("download dir");
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -72,6 +76,10 @@ pub async fn driver() -> Option<Driver> {
                 "--no-first-run", "--window-size=1280,900",
                 format!("--user-data-dir={}", profile.display()),
             ],
+            "prefs": {
+                "download.default_directory": downloads.display().to_string(),
+                "download.prompt_for_download": false,
+            },
         }),
     );
     let url = format!("http://127.0.0.1:{port}");
@@ -88,6 +96,7 @@ pub async fn driver() -> Option<Driver> {
                     child,
                     client,
                     _profile: profile,
+                    downloads,
                 });
             }
             Err(e) => {
@@ -331,6 +340,97 @@ async fn agent_searches_while_typing_creates_a_user_and_deactivates_with_confirm
     assert!(
         actions.ends_with(&["user.create".to_string(), "user.deactivate".to_string()]),
         "{actions:?}"
+    );
+    driver.client.clone().close().await.unwrap();
+}
+
+#[tokio::test]
+async fn manager_filters_activity_sees_the_chart_and_downloads_the_csv() {
+    let Some(driver) = driver().await else { return };
+    let t = TestApp::spawn().await;
+    // Some history: the agent signs in and is refused the activity page.
+    let agent = t.signed_in(AGENT).await;
+    assert_eq!(agent.get("/activity").await.status, 403);
+    let c = &driver.client;
+    sign_in_in_browser(c, &t, MANAGER).await;
+    c.find(Locator::Css("#nav-activity"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(c, "#chart-daily").await;
+    let today = time::OffsetDateTime::now_utc().date().to_string();
+    wait_for(c, "#f-agent")
+        .await
+        .send_keys(AGENT)
+        .await
+        .unwrap();
+    // Date inputs take the date in the browser's locale order; set the value directly.
+    c.execute(
+        "document.getElementById('f-from').value = arguments[0]; document.getElementById('f-to').value = arguments[0];",
+        vec![serde_json::json!(today)],
+    )
+    .await
+    .unwrap();
+    c.find(Locator::Css("#apply-filters"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(c, "#activity-table", "policy.denied").await;
+    let url = c.current_url().await.unwrap();
+    assert!(
+        url.as_str().contains("agent=agent%40example.com")
+            && url.as_str().contains(&format!("from={today}")),
+        "{url}"
+    );
+    let table = c
+        .find(Locator::Css("#activity-table"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !table.contains("Morgan Manager"),
+        "only the agent's records: {table}"
+    );
+    assert!(
+        c.find(Locator::Css("#chart-daily rect")).await.is_ok(),
+        "the chart is drawn"
+    );
+    std::fs::write(
+        artifact("activity-filtered.png"),
+        c.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    c.find(Locator::Css("#export-csv"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let file = driver.downloads.join("activity.csv");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !file.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the CSV was not downloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let csv = std::fs::read_to_string(&file).unwrap();
+    assert!(csv.starts_with("id,occurred_at"));
+    assert!(
+        csv.contains("policy.denied") && csv.contains(AGENT),
+        "{csv}"
+    );
+    assert!(
+        !csv.contains("manager@example.com,Morgan"),
+        "only the filtered records"
     );
     driver.client.clone().close().await.unwrap();
 }
