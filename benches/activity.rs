@@ -39,7 +39,11 @@ async fn measure(b: &helpers::Browser, name: &str, url: &str) {
         times.push(t0.elapsed());
     }
     times.sort();
-    println!("| {name:<44} | {:>8.1} | {:>8.1} |", pct(&times, 0.5), pct(&times, 0.95));
+    println!(
+        "| {name:<44} | {:>8.1} | {:>8.1} |",
+        pct(&times, 0.5),
+        pct(&times, 0.95)
+    );
 }
 
 async fn run(backend: &str, url: String, rows: u64) {
@@ -50,16 +54,49 @@ async fn run(backend: &str, url: String, rows: u64) {
     let b = t.signed_in(MANAGER).await;
     let today = time::OffsetDateTime::now_utc().date();
     let week_ago = today - time::Duration::days(7);
-    println!("\n### {backend}: {rows} records (seeded in {:.1}s)\n", seeded.as_secs_f64());
+    println!(
+        "\n### {backend}: {rows} records (seeded in {:.1}s)\n",
+        seeded.as_secs_f64()
+    );
     println!("| page ({SAMPLES} sequential requests)                | p50 (ms) | p95 (ms) |");
     println!("|----------------------------------------------|----------|----------|");
     measure(&b, "/activity (no filter, 30-day chart)", "/activity").await;
-    measure(&b, "/activity?agent=…", "/activity?agent=agent7%40example.com").await;
-    measure(&b, "/activity?target=… (login)", "/activity?target=user123%40example.com").await;
-    measure(&b, "/activity?action=user.suspend&outcome=failure", "/activity?action=user.suspend&outcome=failure").await;
-    measure(&b, "/activity?from=…&to=… (one week)", &format!("/activity?from={week_ago}&to={today}")).await;
-    measure(&b, "older page (keyset, ?before=)", "/activity?before=500000").await;
-    measure(&b, "/activity/agents/{sub} (timeline)", "/activity/agents/00uSeedAgent00000007").await;
+    measure(
+        &b,
+        "/activity?agent=…",
+        "/activity?agent=agent7%40example.com",
+    )
+    .await;
+    measure(
+        &b,
+        "/activity?target=… (login)",
+        "/activity?target=user123%40example.com",
+    )
+    .await;
+    measure(
+        &b,
+        "/activity?action=user.suspend&outcome=failure",
+        "/activity?action=user.suspend&outcome=failure",
+    )
+    .await;
+    measure(
+        &b,
+        "/activity?from=…&to=… (one week)",
+        &format!("/activity?from={week_ago}&to={today}"),
+    )
+    .await;
+    measure(
+        &b,
+        "older page (keyset, ?before=)",
+        "/activity?before=500000",
+    )
+    .await;
+    measure(
+        &b,
+        "/activity/agents/{sub} (timeline)",
+        "/activity/agents/00uSeedAgent00000007",
+    )
+    .await;
     // Full export: rows per second and the process's peak memory while streaming.
     let baseline = rss_kib();
     let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(baseline));
@@ -71,7 +108,12 @@ async fn run(backend: &str, url: String, rows: u64) {
         }
     });
     let t0 = Instant::now();
-    let mut response = b.client.get(t.url("/activity/export.csv")).send().await.expect("export");
+    let mut response = b
+        .client
+        .get(t.url("/activity/export.csv"))
+        .send()
+        .await
+        .expect("export");
     let mut bytes = 0usize;
     let mut lines = 0usize;
     while let Some(chunk) = response.chunk().await.expect("chunk") {
@@ -93,8 +135,14 @@ async fn run(backend: &str, url: String, rows: u64) {
 }
 
 fn main() {
-    let rows: u64 = std::env::var("AUDIT_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rows: u64 = std::env::var("AUDIT_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async {
         let dir = std::env::temp_dir().join("admin-portal-bench");
         let _ = std::fs::create_dir_all(&dir);
@@ -106,7 +154,10 @@ fn main() {
                 let url = helpers::test_database_url().await;
                 run("PostgreSQL", url, rows).await;
             }
-            _ => println!("\n(PostgreSQL skipped: set {} to include it)", helpers::POSTGRES_ENV),
+            _ => println!(
+                "\n(PostgreSQL skipped: set {} to include it)",
+                helpers::POSTGRES_ENV
+            ),
         }
     });
 }

@@ -31,6 +31,17 @@ pub struct Config {
     pub policy: PolicyConfig,
     #[serde(default)]
     pub users: UsersConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// The audit trail's retention. Nothing is deleted automatically: `audit prune` without
+/// `--before` removes what is older than `retention_days`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    #[serde(default)]
+    pub retention_days: Option<u32>,
 }
 
 /// Rules for the user pages.
@@ -441,6 +452,12 @@ impl Config {
                 }
             }
         };
+        if self.audit.retention_days == Some(0) {
+            problems.push(
+                "audit.retention_days must be at least 1 (or left out to keep everything)"
+                    .to_string(),
+            );
+        }
         if self.users.page_size == 0 || self.users.page_size > 200 {
             problems.push("users.page_size must be between 1 and 200".to_string());
         }

@@ -52,6 +52,7 @@ pub fn config_for_simulator(
         session: SessionConfig::default(),
         policy: PolicyConfig::default(),
         users: UsersConfig::default(),
+        audit: Default::default(),
     })
 }
 

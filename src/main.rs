@@ -68,9 +68,9 @@ enum AuditCommand {
     Prune {
         #[command(flatten)]
         db: DbArgs,
-        /// First day to keep, e.g. 2026-01-31.
+        /// First day to keep, e.g. 2026-01-31 (default: today minus audit.retention_days).
         #[arg(long)]
-        before: String,
+        before: Option<String>,
     },
     /// Append synthetic records (valid chain) for benchmarks.
     SeedBench {
@@ -128,6 +128,21 @@ async fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
             }
         }
         AuditCommand::Prune { db, before } => {
+            let before = match before {
+                Some(day) => day,
+                None => {
+                    let valid = load(db.config.as_deref()).map_err(|problems| {
+                        anyhow::anyhow!("configuration: {}", problems.join("; "))
+                    })?;
+                    let days = valid.config.audit.retention_days.ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "give --before DATE or set audit.retention_days in the configuration"
+                        )
+                    })?;
+                    (time::OffsetDateTime::now_utc().date() - time::Duration::days(days as i64))
+                        .to_string()
+                }
+            };
             let store = audit_store(&db).await?;
             let removed = store.prune(&before).await?;
             println!(
