@@ -34,6 +34,23 @@ pub enum Action {
 }
 
 impl Action {
+    pub const ALL: [Action; 14] = [
+        Action::SignIn,
+        Action::SignOut,
+        Action::AccessDenied,
+        Action::UserCreate,
+        Action::UserActivate,
+        Action::UserReactivate,
+        Action::UserDeactivate,
+        Action::UserSuspend,
+        Action::UserUnsuspend,
+        Action::UserUnlock,
+        Action::UserResetPassword,
+        Action::UserExpirePassword,
+        Action::UserDelete,
+        Action::AuditExport,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Action::SignIn => "auth.sign_in",

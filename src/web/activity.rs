@@ -248,27 +248,8 @@ pub struct Options {
 }
 
 fn options() -> Options {
-    use Action::*;
     Options {
-        actions: [
-            SignIn,
-            SignOut,
-            AccessDenied,
-            UserCreate,
-            UserActivate,
-            UserReactivate,
-            UserDeactivate,
-            UserSuspend,
-            UserUnsuspend,
-            UserUnlock,
-            UserResetPassword,
-            UserExpirePassword,
-            UserDelete,
-            AuditExport,
-        ]
-        .iter()
-        .map(|a| a.as_str())
-        .collect(),
+        actions: Action::ALL.iter().map(|a| a.as_str()).collect(),
         outcomes: vec!["success", "failure", "denied"],
     }
 }

@@ -129,26 +129,8 @@ async fn agent_signs_in_through_the_provider_page_sees_their_name_and_signs_out(
     let Some(driver) = driver().await else { return };
     let t = TestApp::spawn().await;
     let c = &driver.client;
-    c.goto(&t.url("/")).await.expect("open portal");
-    // The provider's sign-in page.
-    wait_for(c, "#username")
-        .await
-        .send_keys(AGENT)
-        .await
-        .unwrap();
-    c.find(Locator::Css("#password"))
-        .await
-        .unwrap()
-        .send_keys(PASSWORD)
-        .await
-        .unwrap();
-    c.find(Locator::Css("#sim-submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    // Back in the portal, signed in.
+    // Through the provider's sign-in page and back.
+    sign_in_in_browser(c, &t, AGENT).await;
     let name = wait_for(c, "#agent-name").await.text().await.unwrap();
     assert_eq!(name, "Alex Agent");
     assert_eq!(c.current_url().await.unwrap().as_str(), t.url("/"));
