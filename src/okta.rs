@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod error;
+pub mod factors;
 pub mod logs;
 pub mod models;
 pub mod search;
