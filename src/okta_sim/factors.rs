@@ -708,9 +708,6 @@ fn check_passcode(
                         ..=current + TOTP_LATE_STEPS)
                         .find(|s| totp.generate(s * TOTP_STEP_SECS).to_string() == code);
                     match late {
-                        Some(step) if f.last_totp_step.is_some_and(|last| step <= last) => {
-                            Err(passcode_replayed())
-                        }
                         Some(_) => Err(passcode_too_old()),
                         None => Err(invalid_passcode()),
                     }
@@ -1095,10 +1092,10 @@ pub async fn activate(
         let v = factor_json(f, &base, now);
         return Ok(json_response(StatusCode::OK, v));
     }
-    count_attempt(&mut store.factors[idx], now)?;
     let Some(code) = passcode(&body) else {
         return Err(blank("passCode"));
     };
+    count_attempt(&mut store.factors[idx], now)?;
     check_passcode(&mut store, idx, &code, now)?;
     let f = &mut store.factors[idx];
     f.status = FactorStatus::Active;
