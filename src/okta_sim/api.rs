@@ -2,6 +2,9 @@
 //! handed to handlers, authentication (SSWS and OAuth 2.0 for Okta), rate limits, fault
 //! injection, request recording, and the 411 rule for bodiless POST/PUT.
 
+// Helpers return the early HTTP response as their error; it is built once per request.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -703,7 +706,7 @@ pub async fn gate(State(state): State<SimState>, mut request: Request, next: Nex
                     query,
                 });
                 let response = next.run(request).await;
-                okta_defaults(response, &path).await
+                okta_defaults(response, &path)
             }
         }
     };
@@ -714,7 +717,7 @@ pub async fn gate(State(state): State<SimState>, mut request: Request, next: Nex
 }
 
 /// Replaces axum's bare 404/405 with Okta's error bodies.
-async fn okta_defaults(response: Response, path: &str) -> Response {
+fn okta_defaults(response: Response, path: &str) -> Response {
     let bare = !response.headers().contains_key(header::CONTENT_TYPE);
     match response.status() {
         StatusCode::NOT_FOUND if bare => ApiError::new(
