@@ -722,6 +722,14 @@ async fn phone_and_email_verification_challenges() {
     s.verify(&id, fid, Some(json!({"passCode": code})))
         .await
         .error(403, "E0000082");
+    // A locked-out user cannot verify.
+    assert!(s.state().set_user_status(&id, UserStatus::LockedOut));
+    let body = s
+        .verify(&id, fid, Some(json!({"passCode": "123456"})))
+        .await
+        .error(403, "E0000069");
+    assert_eq!(body["errorSummary"], "User Locked");
+    assert!(s.state().set_user_status(&id, UserStatus::Active));
 
     let email = s
         .enroll(
@@ -1122,7 +1130,19 @@ async fn push_enrollment_activation_and_verification() {
     assert!(tx.starts_with(&format!("{me}/transactions/")), "{tx}");
     let tx_path = tx.trim_start_matches(s.sim.base_url()).to_string();
     assert_eq!(s.get(&tx_path).await.ok()["factorResult"], "WAITING");
-    assert!(s.state().approve_push(&fid));
+    // The developer outbox page lists the request and answers it (no authentication).
+    let page = s.send_as(None, Method::GET, "/dev/outbox", None).await;
+    assert!(page.text.contains(&fid) && page.text.contains("sign-in"));
+    let approved = s
+        .send_as(
+            None,
+            Method::POST,
+            &format!("/dev/push/{fid}/approve"),
+            None,
+        )
+        .await;
+    assert_eq!(approved.status, 303);
+    assert_eq!(approved.headers["location"], s.url("/dev/outbox"));
     assert_eq!(
         s.get(&tx_path).await.ok(),
         json!({"factorResult": "SUCCESS"})
