@@ -15,16 +15,26 @@
 //! `GET /api/v1/users`, `POST /api/v1/users`, `GET /api/v1/users/{id}` (also `/groups`),
 //! `POST /api/v1/users/{id}`, `PUT /api/v1/users/{id}`, `DELETE /api/v1/users/{id}`,
 //! `POST /api/v1/users/{id}/lifecycle` (every lifecycle operation),
-//! `DELETE /api/v1/users/{id}/sessions`, `GET /api/v1/groups` (every group read),
+//! `DELETE /api/v1/users/{id}/sessions`, `GET /api/v1/users/{id}/factors` (every factor
+//! read), `POST /api/v1/users/{id}/factors` (enroll, activate, resend, verify),
+//! `DELETE /api/v1/users/{id}/factors` (unenroll), `GET /api/v1/groups` (every group read),
 //! `PUT /api/v1/groups/{id}/users/{userId}`, `DELETE /api/v1/groups/{id}/users/{userId}`,
 //! `GET /api/v1/logs`, and `{METHOD} /api/v1` for anything else.
+//!
+//! The Factors API ([`factors`]) enrolls `sms`, `call`, `email`, `token:software:totp`
+//! (Okta Verify and Google Authenticator) and `push`. Passcodes it "sends" land in the
+//! outbox ([`outbox`]): [`SimState::outbox`], [`SimState::last_passcode`], and the
+//! developer pages `GET {base}/dev/outbox` (HTML) and `GET {base}/dev/outbox.json`, which
+//! need no authentication.
 
 pub mod api;
 pub mod expr;
+pub mod factors;
 pub mod groups;
 pub mod keys;
 pub mod oidc;
 pub mod org_as;
+pub mod outbox;
 pub mod store;
 pub mod syslog;
 pub mod users;
@@ -47,7 +57,9 @@ use tokio::task::JoinHandle;
 pub use api::{
     API_ADMIN_ID, API_ADMIN_LOGIN, DEFAULT_RATE_LIMIT, Fault, FaultKind, RecordedRequest,
 };
+pub use factors::{FactorStatus, FactorType, SimFactor};
 pub use org_as::{SERVICE_APP_CLIENT_ID, SERVICE_APP_KEY_PEM, SERVICE_APP_KID, SERVICE_APP_SCOPES};
+pub use outbox::{Channel, OutboxMessage};
 pub use store::{
     AccessTokenTamper, DEMO_ACCOUNTS, DEMO_PASSWORD, IdTokenTamper, ServiceApp, SimClient, SimUser,
     Store, UserStatus,
@@ -264,6 +276,58 @@ impl SimState {
     pub fn register_service_app(&self, app: ServiceApp) {
         self.store().service_apps.insert(app.client_id.clone(), app);
     }
+
+    /// Every passcode sent by sms, call or email, oldest first.
+    pub fn outbox(&self) -> Vec<OutboxMessage> {
+        self.store().outbox.clone()
+    }
+
+    /// The last passcode sent for a factor (enrollment, resend or verify challenge).
+    pub fn last_passcode(&self, factor_id: &str) -> Option<String> {
+        self.store()
+            .outbox
+            .iter()
+            .rev()
+            .find(|m| m.factor_id == factor_id)
+            .map(|m| m.code.clone())
+    }
+
+    /// The factors a user (by id) has enrolled, pending or active, in enrollment order.
+    pub fn factors(&self, user_id: &str) -> Vec<SimFactor> {
+        self.store()
+            .factors
+            .iter()
+            .filter(|f| f.user_id == user_id)
+            .cloned()
+            .collect()
+    }
+
+    /// One factor by id.
+    pub fn factor(&self, factor_id: &str) -> Option<SimFactor> {
+        self.store()
+            .factors
+            .iter()
+            .find(|f| f.id == factor_id)
+            .cloned()
+    }
+
+    /// The shared secret (base32) of a `token:software:totp` factor.
+    pub fn totp_secret(&self, factor_id: &str) -> Option<String> {
+        self.factor(factor_id)?.totp_secret_base32()
+    }
+
+    /// The simulated Okta Verify app approves the pending push of a factor: a pending
+    /// activation becomes `ACTIVE`, or the newest waiting verification `SUCCESS`. False if
+    /// nothing was waiting.
+    pub fn approve_push(&self, factor_id: &str) -> bool {
+        factors::answer_push(self, factor_id, true)
+    }
+
+    /// The simulated Okta Verify app declines the pending push of a factor (a pending
+    /// activation times out; a waiting verification becomes `REJECTED`).
+    pub fn reject_push(&self, factor_id: &str) -> bool {
+        factors::answer_push(self, factor_id, false)
+    }
 }
 
 /// The portal's client registration for a portal reachable at `portal_base`.
@@ -391,6 +455,7 @@ pub fn router(state: SimState) -> Router {
         .nest("/oauth2/default", oidc::routes())
         .merge(org_as::routes())
         .merge(management_routes())
+        .merge(dev_routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -420,6 +485,43 @@ fn management_routes() -> Router<SimState> {
             "/api/v1/users/{id}/sessions",
             axum::routing::delete(users::clear_sessions),
         )
+        .route(
+            "/api/v1/users/{id}/factors",
+            get(factors::list_factors).post(factors::enroll),
+        )
+        .route("/api/v1/users/{id}/factors/catalog", get(factors::catalog))
+        .route(
+            "/api/v1/users/{id}/factors/questions",
+            get(factors::questions),
+        )
+        .route(
+            "/api/v1/users/{id}/factors/{factor_id}",
+            get(factors::get_factor).delete(factors::unenroll),
+        )
+        .route(
+            "/api/v1/users/{id}/factors/{factor_id}/lifecycle/activate",
+            post(factors::activate),
+        )
+        .route(
+            "/api/v1/users/{id}/factors/{factor_id}/lifecycle/activate/poll",
+            post(factors::poll_activation),
+        )
+        .route(
+            "/api/v1/users/{id}/factors/{factor_id}/resend",
+            post(factors::resend),
+        )
+        .route(
+            "/api/v1/users/{id}/factors/{factor_id}/verify",
+            post(factors::verify),
+        )
+        .route(
+            "/api/v1/users/{id}/factors/{factor_id}/transactions/{transaction_id}",
+            get(factors::transaction),
+        )
+        .route(
+            "/api/v1/users/{id}/factors/{factor_id}/qr/{token}",
+            get(factors::qr_code),
+        )
         .route("/api/v1/groups", get(groups::list_groups))
         .route("/api/v1/groups/{id}", get(groups::get_group))
         .route("/api/v1/groups/{id}/users", get(groups::group_users))
@@ -428,6 +530,16 @@ fn management_routes() -> Router<SimState> {
             put(groups::add_member).delete(groups::remove_member),
         )
         .route("/api/v1/logs", get(syslog::list_logs))
+}
+
+/// The simulator's developer pages (no authentication): the outbox of sent passcodes and
+/// the simulated Okta Verify device.
+fn dev_routes() -> Router<SimState> {
+    Router::new()
+        .route("/dev/outbox", get(outbox::outbox_page))
+        .route("/dev/outbox.json", get(outbox::outbox_json))
+        .route("/dev/push/{factor_id}/approve", post(outbox::approve_push))
+        .route("/dev/push/{factor_id}/reject", post(outbox::reject_push))
 }
 
 /// Unknown paths: 404 (the gate gives Management API paths Okta's error body).

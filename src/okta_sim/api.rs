@@ -432,6 +432,9 @@ fn set_rate_headers(headers: &mut HeaderMap, limit: u32, remaining: u32, reset: 
 /// | `DELETE /api/v1/users/{id}` | delete (both steps) |
 /// | `POST /api/v1/users/{id}/lifecycle` | every `/lifecycle/*` operation |
 /// | `DELETE /api/v1/users/{id}/sessions` | clear sessions |
+/// | `GET /api/v1/users/{id}/factors` | list, catalog, questions, get one factor, push transaction, QR code |
+/// | `POST /api/v1/users/{id}/factors` | enroll, activate (and its poll), resend, verify |
+/// | `DELETE /api/v1/users/{id}/factors` | unenroll a factor |
 /// | `GET /api/v1/groups` | list groups, get a group, list its members |
 /// | `PUT /api/v1/groups/{id}/users/{userId}` | add a member |
 /// | `DELETE /api/v1/groups/{id}/users/{userId}` | remove a member |
@@ -450,6 +453,7 @@ pub fn bucket_for(method: &Method, path: &str) -> String {
         ("POST" | "PUT" | "DELETE", ["users", _]) => "/api/v1/users/{id}",
         ("POST", ["users", _, "lifecycle", _]) => "/api/v1/users/{id}/lifecycle",
         ("DELETE", ["users", _, "sessions"]) => "/api/v1/users/{id}/sessions",
+        ("GET" | "POST" | "DELETE", ["users", _, "factors", ..]) => "/api/v1/users/{id}/factors",
         ("GET", ["groups", ..]) => "/api/v1/groups",
         ("PUT" | "DELETE", ["groups", _, "users", _]) => "/api/v1/groups/{id}/users/{userId}",
         ("GET", ["logs"]) => "/api/v1/logs",
@@ -925,6 +929,21 @@ mod tests {
             "PUT /api/v1/groups/{id}/users/{userId}"
         );
         assert_eq!(b(Method::GET, "/api/v1/logs"), "GET /api/v1/logs");
+        assert_eq!(
+            b(Method::GET, "/api/v1/users/00u1/factors/catalog"),
+            "GET /api/v1/users/{id}/factors"
+        );
+        assert_eq!(
+            b(
+                Method::POST,
+                "/api/v1/users/00u1/factors/sms1/lifecycle/activate"
+            ),
+            "POST /api/v1/users/{id}/factors"
+        );
+        assert_eq!(
+            b(Method::DELETE, "/api/v1/users/00u1/factors/sms1"),
+            "DELETE /api/v1/users/{id}/factors"
+        );
         assert_eq!(b(Method::GET, "/api/v1/apps"), "GET /api/v1");
     }
 

@@ -124,7 +124,7 @@ pub async fn group_users(
         .users
         .values()
         .filter(|u| u.group_ids.contains(&g.id))
-        .map(|u| (u.id.clone(), user_json(u, &base, false)))
+        .map(|u| (u.id.clone(), user_json(u, &base, None)))
         .collect();
     drop(store);
     let (items, next) = page(items, params.get("after"), limit);

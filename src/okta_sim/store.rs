@@ -7,6 +7,9 @@ use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use super::factors::{PushTransaction, SimFactor};
+use super::outbox::OutboxMessage;
+
 /// The password every demo account signs in with.
 pub const DEMO_PASSWORD: &str = "Demo-Passw0rd!";
 
@@ -255,6 +258,14 @@ pub struct Store {
     pub log_seq: u64,
     /// Counter for the ids of users created through the API.
     pub created_users: u64,
+    /// Enrolled MFA factors of every user, in enrollment order.
+    pub factors: Vec<SimFactor>,
+    /// Counter for factor ids.
+    pub factor_seq: u64,
+    /// Push verifications (`POST …/factors/{factorId}/verify` on a push factor).
+    pub push_transactions: Vec<PushTransaction>,
+    /// Every passcode "sent" by sms, call or email, oldest first.
+    pub outbox: Vec<OutboxMessage>,
 }
 
 impl Store {
@@ -287,6 +298,11 @@ impl Store {
             (Some(user), None) => Some(user),
             _ => None,
         }
+    }
+
+    /// How many factors (pending or active) the user has enrolled.
+    pub fn factor_count(&self, user_id: &str) -> usize {
+        self.factors.iter().filter(|f| f.user_id == user_id).count()
     }
 
     /// A fresh id for a user created through the API.
@@ -683,6 +699,10 @@ pub fn seed(now: OffsetDateTime, end_users: usize) -> Store {
         log: Vec::new(),
         log_seq: 0,
         created_users: 0,
+        factors: Vec::new(),
+        factor_seq: 0,
+        push_transactions: Vec::new(),
+        outbox: Vec::new(),
     }
 }
 

@@ -17,6 +17,7 @@ use time::macros::format_description;
 
 use super::api::{ApiContext, ApiError, ApiResult, Params, collection, empty_ok};
 use super::expr::{Expr, Op, resolve_path};
+use super::factors;
 use super::groups::group_json;
 use super::store::{SimUser, Store, UserStatus, okta_id};
 use super::syslog::{self, EventSource, group_target, user_target};
@@ -52,8 +53,9 @@ fn post_link(href: String) -> Value {
     json!({ "href": href, "method": "POST" })
 }
 
-/// The `_links` of a single user: lifecycle links depend on the status (OKTA-FACTS.md §5.1).
-fn user_links(u: &SimUser, base: &str) -> Value {
+/// The `_links` of a single user: lifecycle links depend on the status (OKTA-FACTS.md §5.1),
+/// `resetFactors` also on the user having enrolled at least one factor.
+fn user_links(u: &SimUser, base: &str, factors: usize) -> Value {
     use UserStatus::*;
     let me = format!("{base}/api/v1/users/{}", u.id);
     let lifecycle = |op: &str| post_link(format!("{me}/lifecycle/{op}"));
@@ -81,6 +83,9 @@ fn user_links(u: &SimUser, base: &str) -> Value {
     }
     if matches!(s, Active | PasswordExpired) {
         links.insert("expirePassword".into(), lifecycle("expire_password"));
+    }
+    if factors > 0 && can_reset_factors(s) {
+        links.insert("resetFactors".into(), lifecycle("reset_factors"));
     }
     let okta_credentials = u.provider_type == "OKTA";
     if okta_credentials && s == Active && u.has_password() {
@@ -122,13 +127,20 @@ fn credentials_json(u: &SimUser) -> Value {
     Value::Object(credentials)
 }
 
-/// A user as Okta renders it; `full` for a single user (every link), otherwise as a
-/// collection member (only `_links.self`).
-pub fn user_json(u: &SimUser, base: &str, full: bool) -> Value {
-    let links = if full {
-        user_links(u, base)
-    } else {
-        json!({ "self": link(format!("{base}/api/v1/users/{}", u.id)) })
+/// Whether `reset_factors` is allowed from this status.
+fn can_reset_factors(s: UserStatus) -> bool {
+    !matches!(
+        s,
+        UserStatus::Staged | UserStatus::Provisioned | UserStatus::Deprovisioned
+    )
+}
+
+/// A user as Okta renders it: `Some(n)` for a single user with `n` enrolled factors (every
+/// link), `None` as a collection member (only `_links.self`).
+pub fn user_json(u: &SimUser, base: &str, factors: Option<usize>) -> Value {
+    let links = match factors {
+        Some(n) => user_links(u, base, n),
+        None => json!({ "self": link(format!("{base}/api/v1/users/{}", u.id)) }),
     };
     json!({
         "id": u.id,
@@ -334,7 +346,7 @@ pub async fn list_users(
     let store = state.store();
     let mut rows: Vec<((Option<String>, String), Value)> = Vec::new();
     for u in store.users.values() {
-        let v = user_json(u, &base, false);
+        let v = user_json(u, &base, None);
         let keep = match &expr {
             Some((e, case_insensitive)) => {
                 e.eval(&|path| resolve_path(&v, path), *case_insensitive)
@@ -390,7 +402,8 @@ pub async fn list_users(
 pub async fn get_user(State(state): State<SimState>, Path(id): Path<String>) -> ApiResult {
     let store = state.store();
     let user = find(&store, &id)?;
-    Ok(axum::Json(user_json(user, state.base_url(), true)).into_response())
+    let factors = store.factor_count(&user.id);
+    Ok(axum::Json(user_json(user, state.base_url(), Some(factors))).into_response())
 }
 
 pub async fn user_groups(
@@ -887,7 +900,7 @@ pub async fn create_user(
         }
     }
     drop(store);
-    Ok(axum::Json(user_json(&user, state.base_url(), true)).into_response())
+    Ok(axum::Json(user_json(&user, state.base_url(), Some(0))).into_response())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -980,8 +993,9 @@ fn update(state: &SimState, ctx: &ApiContext, id: &str, body: &Bytes, full: bool
             vec![target],
         );
     }
+    let factors = store.factor_count(&updated.id);
     drop(store);
-    Ok(axum::Json(user_json(&updated, state.base_url(), true)).into_response())
+    Ok(axum::Json(user_json(&updated, state.base_url(), Some(factors))).into_response())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1157,9 +1171,10 @@ pub async fn lifecycle(
         },
         "expire_password" => match status {
             Active | PasswordExpired => {
+                let factors = store.factor_count(&user_id);
                 let u = user_mut(&mut store, &user_id)?;
                 set_status(u, PasswordExpired, now);
-                let body = user_json(u, &base, true);
+                let body = user_json(u, &base, Some(factors));
                 (
                     "user.account.expire_password",
                     axum::Json(body).into_response(),
@@ -1181,15 +1196,14 @@ pub async fn lifecycle(
             }
             _ => return Err(ApiError::wrong_status()),
         },
-        // "reset_factors": no factors exist in the simulator yet; the call succeeds for
-        // users that could have enrolled factors and changes nothing.
-        _ => match status {
-            Staged | Provisioned | Deprovisioned => return Err(ApiError::wrong_status()),
-            _ => {
-                user_mut(&mut store, &user_id)?.last_updated = now;
-                ("user.mfa.factor.reset_all", empty_ok())
-            }
-        },
+        // "reset_factors": every enrolled factor goes (pending ones too); with none the
+        // call still succeeds for users that could have enrolled factors.
+        _ if can_reset_factors(status) => {
+            factors::remove_factors(&mut store, |f| f.user_id == user_id);
+            user_mut(&mut store, &user_id)?.last_updated = now;
+            ("user.mfa.factor.reset_all", empty_ok())
+        }
+        _ => return Err(ApiError::wrong_status()),
     };
     if let Some(u) = store.users.get(&user_id) {
         let target = user_target(u);
@@ -1225,6 +1239,7 @@ pub async fn delete_user(
     } else {
         let target = user_target(u);
         store.users.remove(&user_id);
+        factors::remove_factors(&mut store, |f| f.user_id == user_id);
         syslog::append(
             &mut store,
             &source,

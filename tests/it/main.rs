@@ -13,6 +13,7 @@ mod helpers;
 mod okta_client;
 mod policy;
 mod sim;
+mod sim_factors;
 mod sim_users;
 mod users;
 mod web;
