@@ -31,10 +31,15 @@ pub enum Action {
     UserExpirePassword,
     UserDelete,
     AuditExport,
+    FactorEnroll,
+    FactorActivate,
+    FactorResend,
+    FactorReset,
+    FactorResetAll,
 }
 
 impl Action {
-    pub const ALL: [Action; 14] = [
+    pub const ALL: [Action; 19] = [
         Action::SignIn,
         Action::SignOut,
         Action::AccessDenied,
@@ -49,6 +54,11 @@ impl Action {
         Action::UserExpirePassword,
         Action::UserDelete,
         Action::AuditExport,
+        Action::FactorEnroll,
+        Action::FactorActivate,
+        Action::FactorResend,
+        Action::FactorReset,
+        Action::FactorResetAll,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +77,11 @@ impl Action {
             Action::UserExpirePassword => "user.expire_password",
             Action::UserDelete => "user.delete",
             Action::AuditExport => "audit.export",
+            Action::FactorEnroll => "factors.enroll",
+            Action::FactorActivate => "factors.activate",
+            Action::FactorResend => "factors.resend",
+            Action::FactorReset => "factors.reset",
+            Action::FactorResetAll => "factors.reset_all",
         }
     }
 }

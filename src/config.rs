@@ -33,6 +33,44 @@ pub struct Config {
     pub users: UsersConfig,
     #[serde(default)]
     pub audit: AuditConfig,
+    #[serde(default)]
+    pub mfa: MfaConfig,
+}
+
+/// Which factors agents may enroll for users.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MfaConfig {
+    /// Any of `google_authenticator`, `okta_verify_totp`, `sms`, `call`, `email`.
+    #[serde(default = "default_enroll_types")]
+    pub enroll_types: Vec<String>,
+    /// The issuer shown in authenticator apps for TOTP enrollments.
+    #[serde(default = "default_totp_issuer")]
+    pub totp_issuer: String,
+}
+
+impl Default for MfaConfig {
+    fn default() -> Self {
+        Self {
+            enroll_types: default_enroll_types(),
+            totp_issuer: default_totp_issuer(),
+        }
+    }
+}
+
+pub const ENROLL_TYPES: [&str; 5] = [
+    "google_authenticator",
+    "okta_verify_totp",
+    "sms",
+    "call",
+    "email",
+];
+
+fn default_enroll_types() -> Vec<String> {
+    ENROLL_TYPES.iter().map(|s| s.to_string()).collect()
+}
+fn default_totp_issuer() -> String {
+    "Okta".into()
 }
 
 /// The audit trail's retention. Nothing is deleted automatically: `audit prune` without
@@ -452,6 +490,14 @@ impl Config {
                 }
             }
         };
+        for t in &self.mfa.enroll_types {
+            if !ENROLL_TYPES.contains(&t.as_str()) {
+                problems.push(format!(
+                    "mfa.enroll_types: unknown factor type \"{t}\" (known: {})",
+                    ENROLL_TYPES.join(", ")
+                ));
+            }
+        }
         if self.audit.retention_days == Some(0) {
             problems.push(
                 "audit.retention_days must be at least 1 (or left out to keep everything)"

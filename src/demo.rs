@@ -53,6 +53,7 @@ pub fn config_for_simulator(
         policy: PolicyConfig::default(),
         users: UsersConfig::default(),
         audit: Default::default(),
+        mfa: Default::default(),
     })
 }
 

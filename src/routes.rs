@@ -45,6 +45,28 @@ pub fn router(state: AppState, sessions: SessionManagerLayer<DbSessionStore>) ->
         .route("/users/new", get(users::create::form))
         .route("/users/{id}", get(users::detail::page))
         .merge(users::actions::routes())
+        .route("/users/{id}/factors", post(users::factors::enroll))
+        .route("/users/{id}/factors/new", get(users::factors::new_form))
+        .route(
+            "/users/{id}/factors/reset-all",
+            get(users::factors::reset_all_form).post(users::factors::reset_all),
+        )
+        .route(
+            "/users/{id}/factors/{factor}/activate",
+            post(users::factors::activate),
+        )
+        .route(
+            "/users/{id}/factors/{factor}/resend",
+            post(users::factors::resend),
+        )
+        .route(
+            "/users/{id}/factors/{factor}/abandon",
+            post(users::factors::abandon),
+        )
+        .route(
+            "/users/{id}/factors/{factor}/reset",
+            get(users::factors::reset_one_form).post(users::factors::reset_one),
+        )
         .route("/auth/login", get(auth::login))
         .route(&oidc.redirect_path, get(auth::callback))
         .route("/auth/logout", post(auth::logout))

@@ -228,12 +228,13 @@ pub struct AgentCount {
 }
 
 /// Actions that take something away from a user.
-pub const DESTRUCTIVE: [&str; 5] = [
+pub const DESTRUCTIVE: [&str; 6] = [
     "user.deactivate",
     "user.delete",
     "user.suspend",
     "user.reset_password",
     "factors.reset",
+    "factors.reset_all",
 ];
 
 macro_rules! bind_all {

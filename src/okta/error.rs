@@ -171,8 +171,10 @@ fn kind_for(status: u16, code: Option<&str>) -> OktaErrorKind {
             "E0000001" | "E0000003" | "E0000028" | "E0000029" | "E0000031" | "E0000033"
             | "E0000053" | "E0000093" | "E0000124" | "E0000125",
         ) => return Invalid,
-        Some("E0000016" | "E0000017" | "E0000032" | "E0000038") => return NotAllowed,
-        Some("E0000047") => return RateLimited,
+        // Wrong, replayed or expired passcodes: the input was wrong, not the portal's access.
+        Some("E0000068" | "E0000082" | "E0000083") => return Invalid,
+        Some("E0000016" | "E0000017" | "E0000032" | "E0000038" | "E0000069") => return NotAllowed,
+        Some("E0000047" | "E0000109" | "E0000133") => return RateLimited,
         Some("E0000011") => return Unauthorized,
         Some("E0000005" | "E0000006") => return Forbidden,
         _ => {}
@@ -216,6 +218,12 @@ mod tests {
             (403, "E0000017", NotAllowed),
             (403, "E0000032", NotAllowed),
             (403, "E0000038", NotAllowed),
+            (403, "E0000068", Invalid),
+            (403, "E0000069", NotAllowed),
+            (403, "E0000082", Invalid),
+            (403, "E0000083", Invalid),
+            (429, "E0000109", RateLimited),
+            (429, "E0000133", RateLimited),
             (429, "E0000047", RateLimited),
             (401, "E0000011", Unauthorized),
             (403, "E0000005", Forbidden),

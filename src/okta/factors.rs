@@ -141,34 +141,60 @@ fn factor_path(user_id: &str, factor_id: &str) -> String {
 impl EnrollRequest {
     fn body(&self) -> Value {
         match self {
-            EnrollRequest::Totp { provider } => json!({ "factorType": "token:software:totp", "provider": provider }),
+            EnrollRequest::Totp { provider } => {
+                json!({ "factorType": "token:software:totp", "provider": provider })
+            }
             EnrollRequest::Push => json!({ "factorType": "push", "provider": "OKTA" }),
-            EnrollRequest::Sms { phone } => json!({ "factorType": "sms", "provider": "OKTA", "profile": { "phoneNumber": phone } }),
-            EnrollRequest::Call { phone } => json!({ "factorType": "call", "provider": "OKTA", "profile": { "phoneNumber": phone } }),
-            EnrollRequest::Email { email } => json!({ "factorType": "email", "provider": "OKTA", "profile": { "email": email } }),
+            EnrollRequest::Sms { phone } => {
+                json!({ "factorType": "sms", "provider": "OKTA", "profile": { "phoneNumber": phone } })
+            }
+            EnrollRequest::Call { phone } => {
+                json!({ "factorType": "call", "provider": "OKTA", "profile": { "phoneNumber": phone } })
+            }
+            EnrollRequest::Email { email } => {
+                json!({ "factorType": "email", "provider": "OKTA", "profile": { "email": email } })
+            }
         }
     }
 }
 
 impl OktaClient {
     pub async fn list_factors(&self, user_id: &str) -> Result<Vec<Factor>, OktaError> {
-        Ok(self.send(OktaRequest::get(factors_path(user_id))).await?.body)
+        Ok(self
+            .send(OktaRequest::get(factors_path(user_id)))
+            .await?
+            .body)
     }
 
     pub async fn get_factor(&self, user_id: &str, factor_id: &str) -> Result<Factor, OktaError> {
-        Ok(self.send(OktaRequest::get(factor_path(user_id, factor_id))).await?.body)
+        Ok(self
+            .send(OktaRequest::get(factor_path(user_id, factor_id)))
+            .await?
+            .body)
     }
 
     /// Enrolls a factor (PENDING_ACTIVATION, with `_embedded.activation`). Never retried.
-    pub async fn enroll_factor(&self, user_id: &str, request: &EnrollRequest) -> Result<OktaResponse<Factor>, OktaError> {
+    pub async fn enroll_factor(
+        &self,
+        user_id: &str,
+        request: &EnrollRequest,
+    ) -> Result<OktaResponse<Factor>, OktaError> {
         let mut req = OktaRequest::post(factors_path(user_id), Some(request.body()));
-        if matches!(request, EnrollRequest::Sms { .. } | EnrollRequest::Call { .. }) {
+        if matches!(
+            request,
+            EnrollRequest::Sms { .. } | EnrollRequest::Call { .. }
+        ) {
             req = req.query("updatePhone", "true");
         }
         self.send(req).await
     }
 
-    pub async fn activate_factor(&self, user_id: &str, factor_id: &str, passcode: &str) -> Result<OktaResponse<Factor>, OktaError> {
+    pub async fn activate_factor(
+        &self,
+        user_id: &str,
+        factor_id: &str,
+        passcode: &str,
+    ) -> Result<OktaResponse<Factor>, OktaError> {
         self.send(OktaRequest::post(
             format!("{}/lifecycle/activate", factor_path(user_id, factor_id)),
             Some(json!({ "passCode": passcode })),
@@ -177,20 +203,32 @@ impl OktaClient {
     }
 
     /// Sends the enrollment code again (sms, call, email).
-    pub async fn resend_factor(&self, user_id: &str, factor: &Factor) -> Result<OktaResponse<Option<Value>>, OktaError> {
+    pub async fn resend_factor(
+        &self,
+        user_id: &str,
+        factor: &Factor,
+    ) -> Result<OktaResponse<Option<Value>>, OktaError> {
         let mut body = json!({ "factorType": factor.factor_type, "provider": factor.provider });
         if let Some(phone) = &factor.profile.phone_number {
             body["profile"] = json!({ "phoneNumber": phone });
         } else if let Some(email) = &factor.profile.email {
             body["profile"] = json!({ "email": email });
         }
-        self.send(OktaRequest::post(format!("{}/resend", factor_path(user_id, &factor.id)), Some(body)))
-            .await
+        self.send(OktaRequest::post(
+            format!("{}/resend", factor_path(user_id, &factor.id)),
+            Some(body),
+        ))
+        .await
     }
 
     /// Unenrolls one factor (204).
-    pub async fn delete_factor(&self, user_id: &str, factor_id: &str) -> Result<OktaResponse<Option<Value>>, OktaError> {
-        self.send(OktaRequest::delete(factor_path(user_id, factor_id))).await
+    pub async fn delete_factor(
+        &self,
+        user_id: &str,
+        factor_id: &str,
+    ) -> Result<OktaResponse<Option<Value>>, OktaError> {
+        self.send(OktaRequest::delete(factor_path(user_id, factor_id)))
+            .await
     }
 }
 
@@ -212,18 +250,31 @@ mod tests {
         assert_eq!(f.shared_secret(), Some("JBSWY3DPEHPK3PXP"));
         assert_eq!(f.label(), "Google Authenticator");
         assert!(f.is_pending());
-        let sms = factor(json!({"id": "sms1", "factorType": "sms", "provider": "OKTA", "status": "ACTIVE", "profile": {"phoneNumber": "+1 555 0100"}}));
+        let sms = factor(
+            json!({"id": "sms1", "factorType": "sms", "provider": "OKTA", "status": "ACTIVE", "profile": {"phoneNumber": "+1 555 0100"}}),
+        );
         assert_eq!(sms.masked_destination().as_deref(), Some("••• 0100"));
-        let email = factor(json!({"id": "emf1", "factorType": "email", "provider": "OKTA", "status": "ACTIVE", "profile": {"email": "ada@example.com"}}));
-        assert_eq!(email.masked_destination().as_deref(), Some("a•••@example.com"));
+        let email = factor(
+            json!({"id": "emf1", "factorType": "email", "provider": "OKTA", "status": "ACTIVE", "profile": {"email": "ada@example.com"}}),
+        );
+        assert_eq!(
+            email.masked_destination().as_deref(),
+            Some("a•••@example.com")
+        );
     }
 
     #[test]
     fn enroll_bodies_follow_okta() {
         assert_eq!(
-            EnrollRequest::Sms { phone: "+15555551234".into() }.body(),
+            EnrollRequest::Sms {
+                phone: "+15555551234".into()
+            }
+            .body(),
             json!({"factorType": "sms", "provider": "OKTA", "profile": {"phoneNumber": "+15555551234"}})
         );
-        assert_eq!(EnrollRequest::Totp { provider: "OKTA" }.body()["factorType"], "token:software:totp");
+        assert_eq!(
+            EnrollRequest::Totp { provider: "OKTA" }.body()["factorType"],
+            "token:software:totp"
+        );
     }
 }

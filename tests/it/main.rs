@@ -8,6 +8,7 @@ mod auth;
 mod browser;
 mod cli;
 mod csrf;
+mod factors;
 mod faults;
 mod helpers;
 mod okta_client;

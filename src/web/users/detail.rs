@@ -10,6 +10,7 @@ use crate::audit::AuditRecord;
 use crate::auth::extract::Require;
 use crate::auth::policy::perm;
 use crate::error::AppError;
+use crate::okta::factors::Factor;
 use crate::okta::logs::LogEvent;
 use crate::okta::models::{Group, User};
 use crate::state::AppState;
@@ -25,6 +26,8 @@ struct DetailPage {
     refusal: Option<String>,
     history: Vec<(AuditRecord, bool)>,
     okta_log: Result<Vec<(LogEvent, Option<String>)>, (String, String)>,
+    /// `None` when the agent may not see factors.
+    factors: Option<Result<Vec<Factor>, (String, String)>>,
     extra: Vec<(String, String)>,
 }
 
@@ -54,11 +57,21 @@ pub async fn page(
     Path(id): Path<String>,
 ) -> Result<Html<String>, AppError> {
     // Independent calls run concurrently.
-    let (loaded, history, log) = tokio::join!(
+    let may_see_factors = agent.can(crate::auth::policy::Permission::FactorsRead);
+    let factors_call = async {
+        if may_see_factors {
+            Some(state.okta.list_factors(&id).await)
+        } else {
+            None
+        }
+    };
+    let (loaded, history, log, factors) = tokio::join!(
         actions::load(&state, &id),
         state.audit.by_target(&id, 20),
-        state.okta.user_log_events(&id, LOG_DAYS, 20)
+        state.okta.user_log_events(&id, LOG_DAYS, 20),
+        factors_call
     );
+    let factors = factors.map(|r| r.map_err(|e| crate::web::users::search::okta_failure(&e)));
     let (user, groups) = loaded?;
     let history = history?;
     // Correlate by Okta request id: a portal action and the Okta event it caused.
@@ -119,6 +132,7 @@ pub async fn page(
         refusal,
         history,
         okta_log,
+        factors,
         extra,
     };
     Ok(Html(page.render()?))
