@@ -416,3 +416,96 @@ async fn manager_filters_activity_sees_the_chart_and_downloads_the_csv() {
     );
     driver.client.clone().close().await.unwrap();
 }
+
+#[tokio::test]
+async fn agent_enrolls_totp_for_a_user_from_the_qr_page_and_sees_it_active() {
+    let Some(driver) = driver().await else { return };
+    let t = TestApp::spawn().await;
+    let c = &driver.client;
+    sign_in_in_browser(c, &t, AGENT).await;
+    let user = {
+        let store = t.sim().store();
+        store
+            .users
+            .values()
+            .find(|u| {
+                u.status == admin_portal::okta_sim::UserStatus::Active
+                    && ![AGENT, MANAGER, VIEWER].contains(&u.login.as_str())
+                    && !store
+                        .group_names(u)
+                        .iter()
+                        .any(|g| g == "Executives" || g == "Portal-Admins")
+            })
+            .unwrap()
+            .id
+            .clone()
+    };
+    c.goto(&t.url(&format!("/users/{user}"))).await.unwrap();
+    wait_for(c, "#enroll-factor").await.click().await.unwrap();
+    wait_for(c, "input[name=kind][value=google_authenticator]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::Css("#reason"))
+        .await
+        .unwrap()
+        .send_keys("Caller has a new phone")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#enroll-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let secret: String = wait_for(c, "#totp-secret")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert!(
+        c.find(Locator::Css("#totp-qr")).await.is_ok(),
+        "the QR code is on the page"
+    );
+    std::fs::write(
+        artifact("mfa-totp-enroll.png"),
+        c.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    let code = {
+        let secret = totp_rs::Secret::try_from_base32(&secret).unwrap();
+        let totp = totp_rs::Builder::new().with_secret(secret).build().unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        totp.generate(now).to_string()
+    };
+    c.find(Locator::Css("#passcode"))
+        .await
+        .unwrap()
+        .send_keys(&code)
+        .await
+        .unwrap();
+    c.find(Locator::Css("#activate-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(c, ".flash", "is now active").await;
+    wait_for_text(c, "#factor-table", "ACTIVE").await;
+    let page = c.source().await.unwrap();
+    assert!(
+        !page.contains(&secret),
+        "the secret is gone once the factor is active"
+    );
+    std::fs::write(artifact("mfa-active.png"), c.screenshot().await.unwrap()).unwrap();
+    let factors = t.sim().factors(&user);
+    assert_eq!(factors.len(), 1);
+    assert_eq!(format!("{:?}", factors[0].status), "Active");
+    driver.client.clone().close().await.unwrap();
+}

@@ -50,6 +50,26 @@ async fn policy_matrix_every_route_for_every_visitor() {
             [303, 403, 200, 200],
         ),
         ("GET", format!("/users/{id}/delete"), [303, 403, 403, 200]),
+        (
+            "GET",
+            format!("/users/{id}/factors/new"),
+            [303, 403, 200, 200],
+        ),
+        (
+            "GET",
+            format!("/users/{id}/factors/reset-all"),
+            [303, 403, 200, 200],
+        ),
+        ("POST", format!("/users/{id}/factors"), [403, 403, 403, 403]),
+        (
+            "POST",
+            format!("/users/{id}/factors/reset-all"),
+            [403, 403, 403, 403],
+        ),
+        ("GET", "/activity/agents/00uX".into(), [303, 403, 403, 200]),
+        ("GET", "/activity/export.csv".into(), [303, 403, 403, 200]),
+        ("GET", "/activity/export.jsonl".into(), [303, 403, 403, 200]),
+        ("GET", "/activity/integrity".into(), [303, 403, 403, 200]),
         ("POST", "/users".into(), [403, 403, 403, 403]),
         (
             "POST",
