@@ -337,13 +337,16 @@ pub async fn index(
     Ok((status, Html(page.render()?)).into_response())
 }
 
+/// One day of an agent's timeline: the day, counts per action, the total.
+type DayRow = (String, Vec<(String, i64)>, i64);
+
 #[derive(Template)]
 #[template(path = "activity/agent.html")]
 struct AgentPage {
     ctx: PageCtx,
     sub: String,
     name: String,
-    days: Vec<(String, Vec<(String, i64)>, i64)>,
+    days: Vec<DayRow>,
     records: Vec<AuditRecord>,
     older: Option<String>,
     newest: Option<String>,

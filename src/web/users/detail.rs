@@ -25,11 +25,15 @@ struct DetailPage {
     actions: Vec<ActionKind>,
     refusal: Option<String>,
     history: Vec<(AuditRecord, bool)>,
-    okta_log: Result<Vec<(LogEvent, Option<String>)>, (String, String)>,
+    okta_log: OktaLog,
     /// `None` when the agent may not see factors.
     factors: Option<Result<Vec<Factor>, (String, String)>>,
     extra: Vec<(String, String)>,
 }
+
+/// Okta's events for the user, each with the portal action that caused it (if any), or
+/// the failure to read them (message, Okta request id).
+type OktaLog = Result<Vec<(LogEvent, Option<String>)>, (String, String)>;
 
 /// Days of Okta's System Log shown on the user page.
 const LOG_DAYS: i64 = 30;

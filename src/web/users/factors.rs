@@ -434,6 +434,14 @@ pub async fn enroll(
     }
 }
 
+/// What the re-rendered activation form says.
+struct Feedback {
+    status: StatusCode,
+    /// A problem (message, Okta request id).
+    message: Option<(String, String)>,
+    notice: Option<String>,
+}
+
 /// Re-renders the activation form (never with the secret again).
 async fn activation_page(
     state: &AppState,
@@ -441,9 +449,7 @@ async fn activation_page(
     user: User,
     factor: Factor,
     why: Why,
-    message: Option<(String, String)>,
-    notice: Option<String>,
-    status: StatusCode,
+    feedback: Feedback,
 ) -> Result<Response, AppError> {
     let page = ActivatePage {
         ctx: PageCtx::for_agent(agent, state, "users").await?,
@@ -452,10 +458,10 @@ async fn activation_page(
         qr: None,
         secret_groups: None,
         why,
-        message,
-        notice,
+        message: feedback.message,
+        notice: feedback.notice,
     };
-    Ok((status, Html(page.render()?)).into_response())
+    Ok((feedback.status, Html(page.render()?)).into_response())
 }
 
 pub async fn activate(
@@ -489,9 +495,11 @@ pub async fn activate(
             user,
             factor,
             why,
-            Some(message),
-            None,
-            StatusCode::UNPROCESSABLE_ENTITY,
+            Feedback {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                message: Some(message),
+                notice: None,
+            },
         )
         .await;
     }
@@ -560,9 +568,11 @@ pub async fn activate(
                 user,
                 factor,
                 why,
-                Some(message),
-                None,
-                status,
+                Feedback {
+                    status,
+                    message: Some(message),
+                    notice: None,
+                },
             )
             .await
         }
@@ -610,9 +620,11 @@ pub async fn resend(
                 user,
                 factor,
                 why,
-                None,
-                notice,
-                StatusCode::OK,
+                Feedback {
+                    status: StatusCode::OK,
+                    message: None,
+                    notice,
+                },
             )
             .await
         }
@@ -642,9 +654,11 @@ pub async fn resend(
                 user,
                 factor,
                 why,
-                Some(message),
-                None,
-                okta_status(e.kind),
+                Feedback {
+                    status: okta_status(e.kind),
+                    message: Some(message),
+                    notice: None,
+                },
             )
             .await
         }
