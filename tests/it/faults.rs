@@ -179,9 +179,9 @@ async fn a_hanging_okta_times_out_with_a_plain_page() {
     let t = TestApp::spawn_with(|c| c.okta.timeout_seconds = 1).await;
     let b = t.signed_in(AGENT).await;
     let id = some_active_user(&t);
-    // The user and the user's groups are both read (and each read is retried once).
+    // The user, the user's groups and factors are read (and each read is retried once).
     t.sim()
-        .inject_fault(Fault::new("GET", &format!("/api/v1/users/{id}"), FaultKind::Hang).times(4));
+        .inject_fault(Fault::new("GET", &format!("/api/v1/users/{id}"), FaultKind::Hang).times(6));
     let started = std::time::Instant::now();
     let page = b.get(&format!("/users/{id}")).await;
     assert_eq!(page.status, 504, "{}", page.body);
