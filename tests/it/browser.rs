@@ -423,23 +423,7 @@ async fn agent_enrolls_totp_for_a_user_from_the_qr_page_and_sees_it_active() {
     let t = TestApp::spawn().await;
     let c = &driver.client;
     sign_in_in_browser(c, &t, AGENT).await;
-    let user = {
-        let store = t.sim().store();
-        store
-            .users
-            .values()
-            .find(|u| {
-                u.status == admin_portal::okta_sim::UserStatus::Active
-                    && ![AGENT, MANAGER, VIEWER].contains(&u.login.as_str())
-                    && !store
-                        .group_names(u)
-                        .iter()
-                        .any(|g| g == "Executives" || g == "Portal-Admins")
-            })
-            .unwrap()
-            .id
-            .clone()
-    };
+    let user = t.plain_active_user();
     c.goto(&t.url(&format!("/users/{user}"))).await.unwrap();
     wait_for(c, "#enroll-factor").await.click().await.unwrap();
     wait_for(c, "input[name=kind][value=google_authenticator]")

@@ -2,8 +2,6 @@
 //! limits, resend cool-down, reset one and all, permissions, and secrets kept out of the
 //! audit trail and the session store.
 
-use admin_portal::okta_sim::UserStatus as SimStatus;
-
 use crate::helpers::*;
 
 fn totp_now(secret_base32: &str) -> String {
@@ -14,24 +12,6 @@ fn totp_now(secret_base32: &str) -> String {
         .unwrap()
         .as_secs();
     totp.generate(now).to_string()
-}
-
-fn plain_user(t: &TestApp) -> String {
-    let store = t.sim().store();
-    store
-        .users
-        .values()
-        .find(|u| {
-            u.status == SimStatus::Active
-                && ![AGENT, MANAGER, VIEWER].contains(&u.login.as_str())
-                && !store
-                    .group_names(u)
-                    .iter()
-                    .any(|g| g == "Executives" || g == "Portal-Admins")
-        })
-        .unwrap()
-        .id
-        .clone()
 }
 
 /// The factor id in the activation form's action.
@@ -73,7 +53,7 @@ async fn totp_enrollment_shows_a_qr_code_and_activates_with_a_computed_code() {
     let t = TestApp::spawn().await;
     let b = t.signed_in(AGENT).await;
     let token = b.csrf_token().await;
-    let user = plain_user(&t);
+    let user = t.plain_active_user();
     for (kind, provider) in [
         ("google_authenticator", "GOOGLE"),
         ("okta_verify_totp", "OKTA"),
@@ -132,7 +112,7 @@ async fn sms_call_and_email_enrollments_activate_with_the_sent_code() {
     let t = TestApp::spawn().await;
     let b = t.signed_in(AGENT).await;
     let token = b.csrf_token().await;
-    let user = plain_user(&t);
+    let user = t.plain_active_user();
     let email = t.sim().user(&user).unwrap().email;
     for (kind, phone, mail, shown) in [
         ("sms", "+1 555 555 1234", "", "••• 1234"),
@@ -181,7 +161,7 @@ async fn wrong_codes_and_too_many_attempts_are_explained() {
     let t = TestApp::spawn().await;
     let b = t.signed_in(AGENT).await;
     let token = b.csrf_token().await;
-    let user = plain_user(&t);
+    let user = t.plain_active_user();
     let page = enroll(&b, &user, &token, &[("kind", "google_authenticator")]).await;
     let factor = factor_id(&page);
     let wrong = activate(&b, &user, &factor, &token, "000000").await;
@@ -234,7 +214,7 @@ async fn resend_has_a_cool_down_and_abandon_removes_the_enrollment() {
     let t = TestApp::spawn().await;
     let b = t.signed_in(AGENT).await;
     let token = b.csrf_token().await;
-    let user = plain_user(&t);
+    let user = t.plain_active_user();
     let page = enroll(
         &b,
         &user,
@@ -274,7 +254,7 @@ async fn reset_one_factor_and_reset_all() {
     let t = TestApp::spawn().await;
     let b = t.signed_in(AGENT).await;
     let token = b.csrf_token().await;
-    let user = plain_user(&t);
+    let user = t.plain_active_user();
     let mut ids = Vec::new();
     for (kind, phone) in [("sms", "+1 555 555 1111"), ("google_authenticator", "")] {
         let page = enroll(&b, &user, &token, &[("kind", kind), ("phone", phone)]).await;
@@ -345,7 +325,7 @@ async fn viewers_and_read_only_agents_cannot_change_factors() {
         c.policy.permissions = Some(rules);
     })
     .await;
-    let user = plain_user(&t);
+    let user = t.plain_active_user();
     let viewer = t.signed_in(VIEWER).await;
     for path in [
         format!("/users/{user}/factors/new"),
@@ -396,7 +376,7 @@ async fn the_shared_secret_never_reaches_the_session_store() {
     let t = TestApp::spawn().await;
     let b = t.signed_in(AGENT).await;
     let token = b.csrf_token().await;
-    let user = plain_user(&t);
+    let user = t.plain_active_user();
     let page = enroll(&b, &user, &token, &[("kind", "google_authenticator")]).await;
     let secret: String = page
         .text("#totp-secret")

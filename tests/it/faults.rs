@@ -7,24 +7,6 @@ use admin_portal::okta_sim::{Fault, FaultKind, UserStatus as SimStatus};
 
 use crate::helpers::*;
 
-fn some_active_user(t: &TestApp) -> String {
-    let store = t.sim().store();
-    store
-        .users
-        .values()
-        .find(|u| {
-            u.status == SimStatus::Active
-                && ![AGENT, MANAGER, VIEWER].contains(&u.login.as_str())
-                && !store
-                    .group_names(u)
-                    .iter()
-                    .any(|g| g == "Executives" || g == "Portal-Admins")
-        })
-        .unwrap()
-        .id
-        .clone()
-}
-
 #[tokio::test]
 async fn search_failures_show_a_plain_message_with_oktas_request_id() {
     let t = TestApp::spawn().await;
@@ -73,7 +55,7 @@ async fn a_transient_read_failure_is_retried_once() {
 async fn a_rate_limited_read_is_retried_after_the_reset_with_retry_headers() {
     let t = TestApp::spawn_with(|c| c.okta.max_retry_wait_seconds = 5).await;
     let b = t.signed_in(AGENT).await;
-    let id = some_active_user(&t);
+    let id = t.plain_active_user();
     t.sim().inject_fault(Fault::new(
         "GET",
         &format!("/api/v1/users/{id}"),
@@ -178,7 +160,7 @@ async fn a_server_error_on_create_is_not_retried() {
 async fn a_hanging_okta_times_out_with_a_plain_page() {
     let t = TestApp::spawn_with(|c| c.okta.timeout_seconds = 1).await;
     let b = t.signed_in(AGENT).await;
-    let id = some_active_user(&t);
+    let id = t.plain_active_user();
     // The user, the user's groups and factors are read (and each read is retried once).
     t.sim()
         .inject_fault(Fault::new("GET", &format!("/api/v1/users/{id}"), FaultKind::Hang).times(6));
@@ -200,7 +182,7 @@ async fn a_failed_lifecycle_call_changes_nothing_and_is_audited() {
     let t = TestApp::spawn().await;
     let b = t.signed_in(AGENT).await;
     let token = b.csrf_token().await;
-    let id = some_active_user(&t);
+    let id = t.plain_active_user();
     t.sim().inject_fault(Fault::new(
         "POST",
         &format!("/api/v1/users/{id}/lifecycle/suspend"),

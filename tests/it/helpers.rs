@@ -116,6 +116,24 @@ impl TestApp {
         browser
     }
 
+    /// An ACTIVE seeded end user who is neither a demo account nor protected.
+    pub fn plain_active_user(&self) -> String {
+        let store = self.sim().store();
+        store
+            .users
+            .values()
+            .find(|u| {
+                u.status == okta_sim::UserStatus::Active
+                    && ![AGENT, MANAGER, VIEWER].contains(&u.login.as_str())
+                    && !store
+                        .group_names(u)
+                        .iter()
+                        .any(|g| g == "Executives" || g == "Portal-Admins")
+            })
+            .map(|u| u.id.clone())
+            .expect("a plain active user in the seed")
+    }
+
     pub async fn audit(&self) -> Vec<AuditRecord> {
         let mut rows = self.app.state.audit.recent(1000).await.expect("read audit");
         rows.reverse();
