@@ -134,15 +134,18 @@ impl ActivityFilter {
                 .push(format!("(actor_sub = {a} OR LOWER(actor_login) = {b})"));
         }
         if let Some(target) = clean(&self.target) {
-            let a = w.placeholder(Bind::Text(target.clone()));
-            let b = w.placeholder(Bind::Text(target.to_lowercase()));
-            let c = w.placeholder(Bind::Text(format!(
-                "%{}%",
-                target.to_lowercase().replace(['%', '_'], "")
-            )));
-            w.parts.push(format!(
-                "(target_id = {a} OR LOWER(target_login) = {b} OR LOWER(target_name) LIKE {c})"
-            ));
+            // An id or a login is matched exactly (indexed); anything else is part of a name.
+            if target.starts_with("00u") && !target.contains(' ') {
+                let a = w.placeholder(Bind::Text(target.clone()));
+                w.parts.push(format!("target_id = {a}"));
+            } else if target.contains('@') {
+                let b = w.placeholder(Bind::Text(target.to_lowercase()));
+                w.parts.push(format!("LOWER(target_login) = {b}"));
+            } else {
+                let pattern = format!("%{}%", target.to_lowercase().replace(['%', '_'], ""));
+                let c = w.placeholder(Bind::Text(pattern));
+                w.parts.push(format!("LOWER(target_name) LIKE {c}"));
+            }
         }
         if let Some(id) = clean(&self.target_id) {
             let p = w.placeholder(Bind::Text(id));
@@ -456,7 +459,15 @@ mod tests {
             ..ActivityFilter::default()
         };
         let w = f.where_clause(Backend::Sqlite, None);
-        assert!(matches!(&w.binds[2], Bind::Text(t) if t == "%%"));
+        assert!(matches!(&w.binds[0], Bind::Text(t) if t == "%%"));
+        let by_login = ActivityFilter {
+            target: Some("Ada@Example.com".into()),
+            ..ActivityFilter::default()
+        };
+        assert_eq!(
+            by_login.where_clause(Backend::Sqlite, None).sql(),
+            " WHERE LOWER(target_login) = ?"
+        );
     }
 
     #[test]

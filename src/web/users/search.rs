@@ -277,9 +277,9 @@ pub async fn page(
     headers: HeaderMap,
     Query(params): Query<SearchParams>,
 ) -> Result<Response, AppError> {
-    let (results, failure) = run_search(&state, &params).await;
-    let status = status_of(&results, failure);
     if htmx::wants_fragment(&headers) {
+        let (results, failure) = run_search(&state, &params).await;
+        let status = status_of(&results, failure);
         let fragment = ResultsFragment {
             results,
             request_id: agent.meta.request_id.clone(),
@@ -288,15 +288,12 @@ pub async fn page(
     }
     let ctx = PageCtx::for_agent(&agent, &state, "users").await?;
     let request_id = agent.meta.request_id.clone();
-    let statuses = UserStatus::ALL
-        .iter()
-        .map(|s| (s.as_str(), s.label(), s.as_str() == params.status))
-        .collect();
-    // The group list is a convenience: if it cannot be read the page still works.
-    let groups = state
-        .okta
-        .list_groups("", 200)
-        .await
+    // Independent Okta calls run concurrently. The group list is a convenience: if it
+    // cannot be read the page still works.
+    let ((results, failure), groups) =
+        tokio::join!(run_search(&state, &params), state.okta.list_groups("", 200));
+    let status = status_of(&results, failure);
+    let groups = groups
         .map(|gs| {
             gs.into_iter()
                 .map(|g| {
@@ -306,6 +303,11 @@ pub async fn page(
                 .collect()
         })
         .unwrap_or_default();
+    let statuses = UserStatus::ALL
+        .iter()
+        .map(|s| (s.as_str(), s.label(), s.as_str() == params.status))
+        .collect();
+
     Ok((
         status,
         Html(
