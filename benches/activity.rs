@@ -60,7 +60,8 @@ async fn run(backend: &str, url: String, rows: u64) {
     );
     println!("| page ({SAMPLES} sequential requests)                | p50 (ms) | p95 (ms) |");
     println!("|----------------------------------------------|----------|----------|");
-    measure(&b, "/activity (no filter, 30-day chart)", "/activity").await;
+    measure(&b, "/activity (no filter)", "/activity").await;
+    measure(&b, "/activity/charts (last 30 days)", "/activity/charts").await;
     measure(
         &b,
         "/activity?agent=…",

@@ -87,6 +87,10 @@ pub async fn run(port: u16, sim_port: u16, data_dir: &Path) -> anyhow::Result<()
         sim.issuer()
     );
     println!("  Database:        {}", db_path.display());
+    println!(
+        "  Codes sent by SMS, voice call and email: {}/dev/outbox",
+        sim.base_url()
+    );
     println!();
     println!("  Demo accounts (password for all: {DEMO_PASSWORD})");
     for account in DEMO_ACCOUNTS {

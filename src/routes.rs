@@ -35,6 +35,7 @@ pub fn router(state: AppState, sessions: SessionManagerLayer<DbSessionStore>) ->
         .route("/me", get(pages::me))
         .route("/activity", get(activity::index))
         .route("/activity/agents/{sub}", get(activity::agent_timeline))
+        .route("/activity/charts", get(activity::charts))
         .route("/activity/export.csv", get(activity::export_csv))
         .route("/activity/export.jsonl", get(activity::export_jsonl))
         .route("/activity/integrity", get(activity::integrity))

@@ -263,9 +263,50 @@ struct ActivityPage {
     older: Option<String>,
     newest: Option<String>,
     problems: Vec<String>,
-    charts: Charts,
     options: Options,
     query: String,
+}
+
+#[derive(Template)]
+#[template(path = "activity/_charts.html")]
+struct ChartsFragment {
+    charts: Charts,
+}
+
+#[derive(Template)]
+#[template(path = "activity/charts.html")]
+struct ChartsPage {
+    ctx: PageCtx,
+    charts: Charts,
+    query: String,
+}
+
+/// The charts for the filtered records: loaded by htmx after the list (so the list is
+/// never slowed by the aggregates), or as a page of their own without JavaScript.
+pub async fn charts(
+    State(state): State<AppState>,
+    agent: Require<perm::AuditRead>,
+    headers: HeaderMap,
+    Query(filter): Query<ActivityFilter>,
+) -> Result<Response, AppError> {
+    if let Some(problem) = filter.problems().into_iter().next() {
+        return Err(AppError::BadRequest(problem));
+    }
+    let (chart_filter, first, last) = chart_range(&filter);
+    let (counts, agents) = tokio::join!(
+        state.audit.day_counts(&chart_filter),
+        state.audit.top_destructive_agents(&chart_filter, 8)
+    );
+    let charts = build_charts(&counts?, &agents?, first, last, &filter);
+    if htmx::wants_fragment(&headers) {
+        return Ok(Html(ChartsFragment { charts }.render()?).into_response());
+    }
+    let page = ChartsPage {
+        ctx: PageCtx::for_agent(&agent, &state, "activity").await?,
+        charts,
+        query: filter.query_string(),
+    };
+    Ok(Html(page.render()?).into_response())
 }
 
 #[derive(Template)]
@@ -312,12 +353,6 @@ pub async fn index(
         };
         return Ok(Html(fragment.render()?).into_response());
     }
-    let (chart_filter, first, last) = chart_range(&filter);
-    let (counts, agents) = tokio::join!(
-        state.audit.day_counts(&chart_filter),
-        state.audit.top_destructive_agents(&chart_filter, 8)
-    );
-    let charts = build_charts(&counts?, &agents?, first, last, &filter);
     let status = if problems.is_empty() {
         StatusCode::OK
     } else {
@@ -331,7 +366,6 @@ pub async fn index(
         older,
         newest,
         problems,
-        charts,
         options: options(),
     };
     Ok((status, Html(page.render()?)).into_response())

@@ -276,7 +276,21 @@ async fn charts_and_the_agent_timeline_are_rendered_on_the_server() {
     let t = TestApp::spawn().await;
     let b = t.signed_in(MANAGER).await;
     seed(&t.app.state.audit).await;
-    let page = b.get("/activity").await;
+    let list = b.get("/activity").await;
+    assert_eq!(
+        list.count("#charts[hx-get=\"/activity/charts\"]"),
+        1,
+        "the list loads its charts after itself"
+    );
+    assert_eq!(
+        list.count("a#charts-link"),
+        1,
+        "and links to them without JavaScript"
+    );
+    let fragment = b.get_htmx("/activity/charts").await;
+    assert!(!fragment.body.contains("<html") && fragment.body.contains("chart-daily"));
+    let page = b.get("/activity/charts").await;
+    assert_eq!(page.status, 200);
     assert_eq!(
         page.count("svg#chart-daily rect"),
         1 + 5,
@@ -315,6 +329,7 @@ async fn agents_and_viewers_cannot_see_or_export_activity() {
             "/activity/export.csv",
             "/activity/export.jsonl",
             "/activity/integrity",
+            "/activity/charts",
         ] {
             assert_eq!(b.get(path).await.status, 403, "{login} {path}");
         }

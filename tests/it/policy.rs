@@ -70,6 +70,7 @@ async fn policy_matrix_every_route_for_every_visitor() {
         ("GET", "/activity/export.csv".into(), [303, 403, 403, 200]),
         ("GET", "/activity/export.jsonl".into(), [303, 403, 403, 200]),
         ("GET", "/activity/integrity".into(), [303, 403, 403, 200]),
+        ("GET", "/activity/charts".into(), [303, 403, 403, 200]),
         ("POST", "/users".into(), [403, 403, 403, 403]),
         (
             "POST",
