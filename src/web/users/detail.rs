@@ -38,6 +38,24 @@ type OktaLog = Result<Vec<(LogEvent, Option<String>)>, (String, String)>;
 /// Days of Okta's System Log shown on the user page.
 const LOG_DAYS: i64 = 30;
 
+/// `costCenter` → `Cost center`.
+pub fn humanize(key: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in key.chars().enumerate() {
+        if i == 0 {
+            out.extend(c.to_uppercase());
+        } else if c.is_uppercase() {
+            out.push(' ');
+            out.extend(c.to_lowercase());
+        } else if c == '_' {
+            out.push(' ');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// `2024-01-10T09:00:00.000Z` → `2024-01-10 09:00 UTC`; missing → "never".
 pub fn when(value: &Option<String>) -> String {
     match value.as_deref() {
@@ -125,7 +143,7 @@ pub async fn page(
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            Some((k.clone(), text))
+            Some((humanize(k), text))
         })
         .collect();
     let page = DetailPage {
@@ -140,4 +158,26 @@ pub async fn page(
         extra,
     };
     Ok(Html(page.render()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attribute_names_read_as_words() {
+        assert_eq!(humanize("costCenter"), "Cost center");
+        assert_eq!(humanize("department"), "Department");
+        assert_eq!(humanize("employee_number"), "Employee number");
+    }
+
+    #[test]
+    fn dates_are_short_and_missing_ones_say_never() {
+        assert_eq!(
+            when(&Some("2024-01-10T09:00:00.000Z".into())),
+            "2024-01-10 09:00 UTC"
+        );
+        assert_eq!(when(&None), "never");
+        assert_eq!(when(&Some("garbage".into())), "garbage");
+    }
 }
