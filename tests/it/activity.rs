@@ -610,3 +610,72 @@ async fn the_user_page_shows_portal_records_beside_oktas_system_log() {
     assert!(row.contains("user.account.unlock_by_admin"), "{row}");
     assert!(row.contains("user.unlock by Alex Agent"), "{row}");
 }
+
+#[tokio::test]
+async fn when_the_audit_write_fails_the_response_says_so() {
+    let t = TestApp::spawn().await;
+    let b = t.signed_in(AGENT).await;
+    let token = b.csrf_token().await;
+    let id = t.plain_active_user();
+    // The audit store starts refusing writes (a full disk, a broken connection...).
+    match &t.app.state.db {
+        Database::Sqlite(pool) => {
+            sqlx::query("CREATE TRIGGER audit_down BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'audit store down'); END")
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+        Database::Postgres(pool) => {
+            sqlx::query("CREATE FUNCTION audit_down() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'audit store down'; END; $$ LANGUAGE plpgsql")
+                .execute(pool)
+                .await
+                .unwrap();
+            sqlx::query("CREATE TRIGGER audit_down BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION audit_down()")
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+    }
+    let done = b
+        .post_form(
+            &format!("/users/{id}/suspend"),
+            &[
+                ("_csrf", &token),
+                ("reason", "Suspending while audit is down"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        done.status, 303,
+        "Okta already changed the user: {}",
+        done.body
+    );
+    assert_eq!(
+        t.sim().user(&id).unwrap().status,
+        admin_portal::okta_sim::UserStatus::Suspended
+    );
+    let page = b.get(&done.location()).await;
+    let flash = page.text(".flash").unwrap();
+    assert!(
+        flash.contains("could not be written to the audit trail"),
+        "{flash}"
+    );
+    assert!(
+        flash.contains(&done.header("x-request-id")),
+        "the request id to report: {flash}"
+    );
+    // A refused action that cannot be audited fails visibly instead of passing silently.
+    let refused = b
+        .post_form(
+            &format!("/users/{id}/suspend"),
+            &[("_csrf", &token), ("reason", "Suspending twice while down")],
+        )
+        .await;
+    assert_eq!(refused.status, 500);
+    assert!(
+        refused
+            .text("#error-message")
+            .unwrap()
+            .contains("Nothing was changed")
+    );
+}
