@@ -45,7 +45,13 @@ pub fn safe_return_to(candidate: Option<&str>) -> String {
                 out.push('?');
                 out.push_str(q);
             }
-            out
+            // Check what is returned, not only what came in: dot-segments can turn
+            // `/..//evil.example` into the scheme-relative `//evil.example`.
+            if out.starts_with("//") || out.contains('\\') || !out.starts_with('/') {
+                "/".to_string()
+            } else {
+                out
+            }
         }
         _ => "/".to_string(),
     }
@@ -74,6 +80,11 @@ mod tests {
             "evil.example",
             "",
             "/auth/login",
+            "/..//evil.example/x",
+            "/%2e%2e//evil.example",
+            "/a/..//evil.example",
+            "/.%2e//evil.example",
+            "/./\\evil.example",
         ] {
             let out = safe_return_to(Some(evil));
             assert!(
@@ -87,6 +98,14 @@ mod tests {
         }
         assert_eq!(safe_return_to(Some("https://evil.example/")), "/");
         assert_eq!(safe_return_to(Some("//evil.example/path")), "/");
+        for dotted in [
+            "/..//evil.example/x",
+            "/%2e%2e//evil.example",
+            "/a/..//evil.example",
+            "/.%2e//evil.example",
+        ] {
+            assert_eq!(safe_return_to(Some(dotted)), "/", "{dotted}");
+        }
         assert_eq!(safe_return_to(None), "/");
     }
 

@@ -18,6 +18,9 @@ pub enum AppError {
     /// The policy refuses this permission.
     #[error("permission {} denied", .0.permission)]
     Forbidden(Box<Decision>),
+    /// This agent may not act on this user (protected user, own account).
+    #[error("refused: {0}")]
+    Refused(String),
     /// The request carried no valid CSRF token.
     #[error("CSRF check failed")]
     Csrf,
@@ -73,7 +76,7 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden(_) | AppError::Csrf => StatusCode::FORBIDDEN,
+            AppError::Forbidden(_) | AppError::Csrf | AppError::Refused(_) => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::SignIn(_) => StatusCode::BAD_REQUEST,
@@ -120,6 +123,10 @@ impl AppError {
                     decision.requirement(),
                     decision.explanation(),
                 ));
+            }
+            AppError::Refused(message) => {
+                report.title = "Not allowed".into();
+                report.message = message.clone();
             }
             AppError::Csrf => {
                 report.title = "Request refused".into();
@@ -206,6 +213,7 @@ mod tests {
             (AppError::Unauthenticated { return_to: None }, 401),
             (AppError::Forbidden(Box::new(decision)), 403),
             (AppError::Csrf, 403),
+            (AppError::Refused("protected".into()), 403),
             (AppError::NotFound, 404),
             (AppError::SignIn("x".into()), 400),
             (AppError::Upstream("x".into()), 502),

@@ -73,6 +73,7 @@ impl AuditStore {
             Some(c) => (c.through_hash.clone(), c.through_id, c.pruned),
             None => (GENESIS.to_string(), 0, 0),
         };
+        let head_limit = head.as_ref().map(|h| h.last_id).unwrap_or(i64::MAX);
         let mut checked = 0u64;
         let mut broken: Option<Broken> = None;
         {
@@ -102,8 +103,12 @@ impl AuditStore {
             };
             match self.db() {
                 Database::Sqlite(pool) => {
-                    let sql = format!("{SELECT_SQLITE} ORDER BY id");
-                    let mut rows = sqlx::query_as::<_, AuditRecord>(&sql).fetch(pool);
+                    // Only up to the head read above: records written meanwhile are not part of
+                    // this check (and are not mistaken for tampering).
+                    let sql = format!("{SELECT_SQLITE} WHERE id <= ? ORDER BY id");
+                    let mut rows = sqlx::query_as::<_, AuditRecord>(&sql)
+                        .bind(head_limit)
+                        .fetch(pool);
                     while let Some(r) = rows.try_next().await? {
                         if !check(r) {
                             break;
@@ -111,8 +116,10 @@ impl AuditStore {
                     }
                 }
                 Database::Postgres(pool) => {
-                    let sql = format!("{SELECT_POSTGRES} ORDER BY id");
-                    let mut rows = sqlx::query_as::<_, AuditRecord>(&sql).fetch(pool);
+                    let sql = format!("{SELECT_POSTGRES} WHERE id <= $1 ORDER BY id");
+                    let mut rows = sqlx::query_as::<_, AuditRecord>(&sql)
+                        .bind(head_limit)
+                        .fetch(pool);
                     while let Some(r) = rows.try_next().await? {
                         if !check(r) {
                             break;

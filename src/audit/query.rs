@@ -100,6 +100,9 @@ fn clean(value: &Option<String>) -> Option<String> {
 pub fn day_bounds(day: &str) -> Option<(String, String)> {
     let format = time::macros::format_description!("[year]-[month]-[day]");
     let date = time::Date::parse(day.trim(), &format).ok()?;
+    if !(1970..=9998).contains(&date.year()) {
+        return None;
+    }
     let next = date.next_day()?;
     Some((
         format!("{}T00:00:00.000Z", date.format(&format).ok()?),
@@ -377,6 +380,7 @@ impl AuditStore {
     ) -> anyhow::Result<u64> {
         use futures_util::TryStreamExt;
         const CHUNK: usize = 64 * 1024;
+        const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
         let mut count = 0u64;
         let mut batch = String::with_capacity(CHUNK + 1024);
         macro_rules! drain {
@@ -386,7 +390,13 @@ impl AuditStore {
                     count += 1;
                     batch.push_str(&line(&row));
                     if batch.len() >= CHUNK {
-                        if tx.send(Ok(std::mem::take(&mut batch))).await.is_err() {
+                        // A client that stops reading must not hold a connection forever.
+                        let sent = tokio::time::timeout(
+                            SEND_TIMEOUT,
+                            tx.send(Ok(std::mem::take(&mut batch))),
+                        )
+                        .await;
+                        if !matches!(sent, Ok(Ok(()))) {
                             return Ok(count);
                         }
                     }
@@ -445,6 +455,8 @@ mod tests {
             ))
         );
         assert_eq!(day_bounds("29/11/2026"), None);
+        assert_eq!(day_bounds("-9999-01-05"), None);
+        assert_eq!(day_bounds("0001-01-01"), None);
         let f = ActivityFilter {
             from: Some("yesterday".into()),
             ..ActivityFilter::default()

@@ -408,8 +408,10 @@ impl Oidc {
         })?;
         let key = jsonwebtoken::DecodingKey::from_jwk(&jwk)
             .map_err(|e| OidcError::AccessToken(e.to_string()))?;
+        // Exactly the token's algorithm (already checked against the advertised ones): a
+        // list mixing key types would make jsonwebtoken refuse every token.
         let mut validation = jsonwebtoken::Validation::new(header.alg);
-        validation.algorithms = allowed;
+        validation.algorithms = vec![header.alg];
         validation.leeway = self.config.leeway_seconds;
         validation.set_issuer(&[self.issuer.as_str()]);
         validation.set_audience(&[&self.config.access_token_audience]);

@@ -305,6 +305,14 @@ impl Policy {
             .collect()
     }
 
+    /// Every group that any rule grants something to: the portal's own privileged users.
+    pub fn privileged_groups(&self) -> BTreeSet<String> {
+        self.rules
+            .values()
+            .flat_map(|r| r.groups.iter().cloned())
+            .collect()
+    }
+
     /// The set of permissions granted.
     pub fn granted(
         &self,

@@ -272,6 +272,14 @@ impl OktaClient {
         }
     }
 
+    /// Drops the cached service token (OAuth only); true when there was one to drop.
+    async fn forget_service_token(&self) -> bool {
+        match &self.auth {
+            OktaAuth::OAuth(app) => app.token.lock().await.take().is_some(),
+            OktaAuth::Ssws(_) => false,
+        }
+    }
+
     async fn fetch_service_token(
         &self,
         app: &ServiceApp,
@@ -365,6 +373,7 @@ impl OktaClient {
         }
         let mut retry_for: Option<String> = None;
         let mut attempt = 0u32;
+        let mut token_renewed = false;
         loop {
             attempt += 1;
             match self
@@ -372,6 +381,16 @@ impl OktaClient {
                 .await
             {
                 Ok(r) => return Ok(r),
+                Err((e, _))
+                    if e.kind == OktaErrorKind::Unauthorized
+                        && !token_renewed
+                        && self.forget_service_token().await =>
+                {
+                    // A revoked or rotated service token: Okta did nothing with this request,
+                    // so it is safe to send it once more with a new token.
+                    token_renewed = true;
+                    attempt -= 1;
+                }
                 Err((e, delay)) => {
                     if !request.idempotent() || attempt >= 2 {
                         return Err(e);

@@ -234,7 +234,9 @@ fn chart_range(filter: &ActivityFilter) -> (ActivityFilter, time::Date, time::Da
             })
     };
     let last = parse(&filter.to).unwrap_or(today);
-    let first = parse(&filter.from).unwrap_or(last - time::Duration::days(CHART_DAYS - 1));
+    let first = parse(&filter.from)
+        .or_else(|| last.checked_sub(time::Duration::days(CHART_DAYS - 1)))
+        .unwrap_or(last);
     let format = time::macros::format_description!("[year]-[month]-[day]");
     let mut f = filter.clone();
     f.from = first.format(&format).ok();

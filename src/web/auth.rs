@@ -81,12 +81,30 @@ pub async fn callback(
 ) -> Result<Response, AppError> {
     if let Some(error) = query.error {
         let description = query.error_description.unwrap_or_default();
-        let shown = format!("The identity provider did not sign you in: {error}. {description}");
+        // Fixed words on the page: the callback URL is anyone's to craft.
+        let shown = match error.as_str() {
+            "access_denied" => {
+                "The identity provider did not sign you in (access_denied): you may not be assigned to the portal, or the sign-in was cancelled."
+            }
+            "login_required" | "interaction_required" | "consent_required" => {
+                "The identity provider needs you to sign in again."
+            }
+            "temporarily_unavailable" | "server_error" => {
+                "The identity provider could not complete the sign-in right now. Try again in a moment."
+            }
+            _ => "The identity provider returned an error instead of signing you in.",
+        };
+        let code: String = error
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(40)
+            .collect();
+        let detail: String = description.chars().take(300).collect();
         return Err(sign_in_failed(
             &state,
             &meta,
-            format!("provider error {error}: {description}"),
-            shown.trim(),
+            format!("provider error {code}: {detail}"),
+            shown,
         )
         .await);
     }

@@ -679,3 +679,15 @@ async fn when_the_audit_write_fails_the_response_says_so() {
             .contains("Nothing was changed")
     );
 }
+
+#[tokio::test]
+async fn absurd_dates_are_refused_not_crashed_on() {
+    let t = TestApp::spawn().await;
+    let b = t.signed_in(MANAGER).await;
+    for query in ["to=-9999-01-05", "from=0001-01-01", "to=99999-01-01"] {
+        let charts = b.get(&format!("/activity/charts?{query}")).await;
+        assert_eq!(charts.status, 400, "{query}");
+        let list = b.get(&format!("/activity?{query}")).await;
+        assert_eq!(list.status, 422, "{query}");
+    }
+}

@@ -148,10 +148,30 @@ async fn open_redirects_in_return_to_are_refused() {
         "/\\evil.example",
         "javascript:alert(1)",
         "http:evil.example",
+        "/..//evil.example/x",
+        "/%2e%2e//evil.example",
     ] {
         let b = t.browser();
         let landed = b.sign_in(AGENT, PASSWORD, evil).await;
         assert_eq!(landed, "/", "return_to {evil:?} must land on /");
+    }
+}
+
+#[tokio::test]
+async fn a_signed_in_agent_is_not_redirected_off_site_either() {
+    let t = TestApp::spawn().await;
+    let b = t.signed_in(AGENT).await;
+    for evil in [
+        "/..//evil.example/x",
+        "/%2e%2e//evil.example",
+        "//evil.example",
+        "https://evil.example",
+    ] {
+        let page = b
+            .get(&format!("/auth/login?return_to={}", url_encode(evil)))
+            .await;
+        assert_eq!(page.status, 303);
+        assert_eq!(page.location(), "/", "{evil}");
     }
 }
 
@@ -209,11 +229,23 @@ async fn provider_error_at_callback_is_shown_and_audited() {
     assert_eq!(page.status, 400);
     let message = page.text("#error-message").unwrap();
     assert!(
-        message.contains("access_denied") && message.contains("User is not assigned"),
+        message.contains("access_denied") && message.contains("not be assigned"),
         "{message}"
     );
+    assert!(
+        !page.body.contains("User is not assigned"),
+        "the provider's free text is not echoed"
+    );
     let audit = t.audit().await;
-    assert_eq!(audit.last().unwrap().outcome, "failure");
+    let last = audit.last().unwrap();
+    assert_eq!(last.outcome, "failure");
+    assert!(
+        last.detail
+            .as_deref()
+            .unwrap()
+            .contains("User is not assigned"),
+        "it is kept in the audit trail"
+    );
 }
 
 #[tokio::test]

@@ -760,3 +760,63 @@ async fn a_one_time_reset_link_is_shown_once_and_never_stored() {
     let again = b.get(&format!("/users/{id}")).await;
     assert!(!again.body.contains(&link), "not shown again");
 }
+
+#[tokio::test]
+async fn agents_cannot_take_over_portal_accounts() {
+    let t = TestApp::spawn().await;
+    let b = t.signed_in(AGENT).await;
+    let token = b.csrf_token().await;
+    let manager = t.sim().user(MANAGER).unwrap().id;
+    let page = b.get(&format!("/users/{manager}")).await;
+    assert!(
+        page.text("#refusal")
+            .unwrap()
+            .contains("protected (member of Portal-Managers"),
+        "{}",
+        page.body
+    );
+    assert_eq!(page.count("[data-action]"), 0);
+    assert_eq!(page.count("#enroll-factor"), 0);
+    let reset = b
+        .post_form(
+            &format!("/users/{manager}/reset-password"),
+            &[("_csrf", &token), ("reason", "Give me the manager's link")],
+        )
+        .await;
+    assert_eq!(reset.status, 403);
+    assert_eq!(t.sim().user(MANAGER).unwrap().status, SimStatus::Active);
+    let enroll = b
+        .post_form(
+            &format!("/users/{manager}/factors"),
+            &[
+                ("_csrf", &token),
+                ("kind", "sms"),
+                ("phone", "+1 555 555 0000"),
+                ("reason", "Adding my own phone"),
+            ],
+        )
+        .await;
+    assert_eq!(enroll.status, 403);
+    assert!(t.sim().factors(&manager).is_empty());
+    // Activating a factor on a protected account is refused and recorded too.
+    let activate = b
+        .post_form(
+            &format!("/users/{manager}/factors/smsAnything000000000/activate"),
+            &[
+                ("_csrf", &token),
+                ("passcode", "123456"),
+                ("reason", "Activating the factor"),
+            ],
+        )
+        .await;
+    assert_eq!(activate.status, 403);
+    assert_eq!(
+        activate.text("#error-title").as_deref(),
+        Some("Not allowed")
+    );
+    let row = t.audit().await.into_iter().last().unwrap();
+    assert_eq!(
+        (row.action.as_str(), row.outcome.as_str()),
+        ("factors.activate", "denied")
+    );
+}

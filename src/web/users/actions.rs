@@ -224,6 +224,9 @@ pub fn refusal(agent: &Agent, state: &AppState, user: &User, groups: &[Group]) -
                 .into(),
         );
     }
+    // Configured protected groups, and every group the portal's policy grants something to:
+    // an agent must not be able to take over another agent's or a manager's account.
+    let privileged = state.policy.privileged_groups();
     let protected: Vec<&str> = groups
         .iter()
         .map(|g| g.profile.name.as_str())
@@ -234,6 +237,7 @@ pub fn refusal(agent: &Agent, state: &AppState, user: &User, groups: &[Group]) -
                 .protected_groups
                 .iter()
                 .any(|p| p == name)
+                || privileged.contains(*name)
         })
         .collect();
     if !protected.is_empty() && !agent.can(Permission::UsersProtected) {

@@ -79,6 +79,10 @@ pub async fn page(
     Path(id): Path<String>,
 ) -> Result<Html<String>, AppError> {
     // Independent calls run concurrently.
+    // The user first (the path may hold a login); then everything keyed by the user id,
+    // concurrently.
+    let (user, groups) = actions::load(&state, &id).await?;
+    let id = user.id.clone();
     let may_see_factors = agent.can(crate::auth::policy::Permission::FactorsRead);
     let factors_call = async {
         if may_see_factors {
@@ -87,14 +91,12 @@ pub async fn page(
             None
         }
     };
-    let (loaded, history, log, factors) = tokio::join!(
-        actions::load(&state, &id),
+    let (history, log, factors) = tokio::join!(
         state.audit.by_target(&id, 20),
         state.okta.user_log_events(&id, LOG_DAYS, 20),
         factors_call
     );
     let factors = factors.map(|r| r.map_err(|e| crate::web::users::search::okta_failure(&e)));
-    let (user, groups) = loaded?;
     let history = history?;
     // Correlate by Okta request id: a portal action and the Okta event it caused.
     let okta_log = match log {

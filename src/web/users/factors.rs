@@ -164,6 +164,45 @@ fn event(
         )
 }
 
+/// Appends the audit record of an Okta change that already happened. A failed write must
+/// not hide the change: the agent is told on this response, with the request id.
+async fn record_done(state: &AppState, agent: &Agent, event: NewEvent) -> Result<(), AppError> {
+    if state.audit.record(event).await.is_err() {
+        session::push_flash(
+            &agent.session,
+            FlashKind::Warning,
+            format!(
+                "The change was made in Okta but could not be written to the audit trail. Tell an administrator (request id {}).",
+                agent.meta.request_id
+            ),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Records a refusal (protected user, own account) and returns the 403.
+async fn refuse(
+    state: &AppState,
+    agent: &Agent,
+    action: Action,
+    user: &User,
+    why: &Why,
+    reason: String,
+) -> AppError {
+    let denied = event(
+        agent,
+        action,
+        Outcome::Denied,
+        Permission::FactorsEnroll,
+        user,
+        why,
+    )
+    .detail(reason.clone());
+    let _ = state.audit.record(denied).await;
+    AppError::Refused(reason)
+}
+
 /// Okta's answer in an agent's words, for passcode problems.
 fn passcode_message(e: &OktaError) -> String {
     match e.code.as_deref() {
@@ -336,25 +375,21 @@ pub async fn enroll(
     match state.okta.enroll_factor(&user.id, &request).await {
         Ok(done) => {
             let factor = done.body;
-            state
-                .audit
-                .record(
-                    event(
-                        &agent,
-                        Action::FactorEnroll,
-                        Outcome::Success,
-                        Permission::FactorsEnroll,
-                        &user,
-                        &why,
-                    )
-                    .okta(done.request_id.clone(), None)
-                    .detail(format!(
-                        "{} enrolled ({})",
-                        factor.label(),
-                        factor.status
-                    )),
+            record_done(
+                &state,
+                &agent,
+                event(
+                    &agent,
+                    Action::FactorEnroll,
+                    Outcome::Success,
+                    Permission::FactorsEnroll,
+                    &user,
+                    &why,
                 )
-                .await?;
+                .okta(done.request_id.clone(), None)
+                .detail(format!("{} enrolled ({})", factor.label(), factor.status)),
+            )
+            .await?;
             let (qr, secret_groups) = match factor.shared_secret() {
                 Some(secret) => (
                     qr_for(&otpauth_uri(
@@ -473,10 +508,11 @@ pub async fn activate(
     let (user, refusal) = target(&state, &agent, &id).await?;
     let why = Why::from_form(&form);
     if let Some(reason) = refusal {
-        return Err(AppError::Okta(OktaError::new(
-            OktaErrorKind::Forbidden,
-            reason,
-        )));
+        return Err(refuse(&state, &agent, Action::FactorActivate, &user, &why, reason).await);
+    }
+    let why_errors = why.validate(&state);
+    if let Some(problem) = why_errors.reason.or(why_errors.ticket) {
+        return Err(AppError::BadRequest(problem));
     }
     let factor = state.okta.get_factor(&user.id, &factor_id).await?;
     let passcode: String = form
@@ -509,21 +545,21 @@ pub async fn activate(
         .await
     {
         Ok(done) => {
-            state
-                .audit
-                .record(
-                    event(
-                        &agent,
-                        Action::FactorActivate,
-                        Outcome::Success,
-                        Permission::FactorsEnroll,
-                        &user,
-                        &why,
-                    )
-                    .okta(done.request_id.clone(), None)
-                    .detail(format!("{} activated", done.body.label())),
+            record_done(
+                &state,
+                &agent,
+                event(
+                    &agent,
+                    Action::FactorActivate,
+                    Outcome::Success,
+                    Permission::FactorsEnroll,
+                    &user,
+                    &why,
                 )
-                .await?;
+                .okta(done.request_id.clone(), None)
+                .detail(format!("{} activated", done.body.label())),
+            )
+            .await?;
             session::push_flash(
                 &agent.session,
                 FlashKind::Success,
@@ -588,29 +624,30 @@ pub async fn resend(
     let (user, refusal) = target(&state, &agent, &id).await?;
     let why = Why::from_form(&form);
     if let Some(reason) = refusal {
-        return Err(AppError::Okta(OktaError::new(
-            OktaErrorKind::Forbidden,
-            reason,
-        )));
+        return Err(refuse(&state, &agent, Action::FactorResend, &user, &why, reason).await);
+    }
+    let why_errors = why.validate(&state);
+    if let Some(problem) = why_errors.reason.or(why_errors.ticket) {
+        return Err(AppError::BadRequest(problem));
     }
     let factor = state.okta.get_factor(&user.id, &factor_id).await?;
     match state.okta.resend_factor(&user.id, &factor).await {
         Ok(done) => {
-            state
-                .audit
-                .record(
-                    event(
-                        &agent,
-                        Action::FactorResend,
-                        Outcome::Success,
-                        Permission::FactorsEnroll,
-                        &user,
-                        &why,
-                    )
-                    .okta(done.request_id.clone(), None)
-                    .detail(factor.label()),
+            record_done(
+                &state,
+                &agent,
+                event(
+                    &agent,
+                    Action::FactorResend,
+                    Outcome::Success,
+                    Permission::FactorsEnroll,
+                    &user,
+                    &why,
                 )
-                .await?;
+                .okta(done.request_id.clone(), None)
+                .detail(factor.label()),
+            )
+            .await?;
             let notice = factor
                 .masked_destination()
                 .map(|d| format!("A new code was sent to {d}. The previous code no longer works."));
@@ -798,21 +835,21 @@ async fn reset(
         .unwrap_or_else(|| "all factors".to_string());
     match result {
         Ok(request_id) => {
-            state
-                .audit
-                .record(
-                    event(
-                        &agent,
-                        action,
-                        Outcome::Success,
-                        Permission::FactorsReset,
-                        &user,
-                        &why,
-                    )
-                    .okta(request_id, None)
-                    .detail(format!("reset {what}")),
+            record_done(
+                &state,
+                &agent,
+                event(
+                    &agent,
+                    action,
+                    Outcome::Success,
+                    Permission::FactorsReset,
+                    &user,
+                    &why,
                 )
-                .await?;
+                .okta(request_id, None)
+                .detail(format!("reset {what}")),
+            )
+            .await?;
             session::push_flash(
                 &agent.session,
                 FlashKind::Success,
@@ -880,10 +917,11 @@ pub async fn abandon(
     let (user, refusal) = target(&state, &agent, &id).await?;
     let why = Why::from_form(&form);
     if let Some(reason) = refusal {
-        return Err(AppError::Okta(OktaError::new(
-            OktaErrorKind::Forbidden,
-            reason,
-        )));
+        return Err(refuse(&state, &agent, Action::FactorReset, &user, &why, reason).await);
+    }
+    let why_errors = why.validate(&state);
+    if let Some(problem) = why_errors.reason.or(why_errors.ticket) {
+        return Err(AppError::BadRequest(problem));
     }
     let factor = state.okta.get_factor(&user.id, &factor_id).await?;
     if !factor.is_pending() {
@@ -896,22 +934,23 @@ pub async fn abandon(
         Ok(r) => (Outcome::Success, r.request_id.clone(), None),
         Err(e) => (Outcome::Failure, e.request_id.clone(), e.code.clone()),
     };
-    state
-        .audit
-        .record(
-            event(
-                &agent,
-                Action::FactorReset,
-                outcome,
-                Permission::FactorsEnroll,
-                &user,
-                &why,
-            )
-            .okta(rid, code)
-            .detail(format!("abandoned the {} enrollment", factor.label())),
-        )
-        .await?;
-    result?;
+    let abandoned = event(
+        &agent,
+        Action::FactorReset,
+        outcome,
+        Permission::FactorsEnroll,
+        &user,
+        &why,
+    )
+    .okta(rid, code)
+    .detail(format!("abandoned the {} enrollment", factor.label()));
+    match result {
+        Ok(_) => record_done(&state, &agent, abandoned).await?,
+        Err(e) => {
+            state.audit.record(abandoned).await?;
+            return Err(AppError::Okta(e));
+        }
+    }
     session::push_flash(
         &agent.session,
         FlashKind::Info,
