@@ -221,25 +221,7 @@ async fn a_failed_lifecycle_call_changes_nothing_and_is_audited() {
 
 #[tokio::test]
 async fn the_portal_works_with_oauth_for_okta_instead_of_an_api_token() {
-    let t = TestApp::spawn_with(|c| {
-        c.okta.api_token = None;
-        c.okta.oauth = Some(admin_portal::config::OktaOAuthConfig {
-            client_id: admin_portal::okta_sim::SERVICE_APP_CLIENT_ID.to_string(),
-            private_key: Some(
-                admin_portal::okta_sim::SERVICE_APP_KEY_PEM
-                    .to_string()
-                    .into(),
-            ),
-            private_key_file: None,
-            key_id: admin_portal::okta_sim::SERVICE_APP_KID.to_string(),
-            scopes: vec![
-                "okta.users.read".into(),
-                "okta.users.manage".into(),
-                "okta.groups.read".into(),
-            ],
-        });
-    })
-    .await;
+    let t = TestApp::spawn_with(use_service_app).await;
     let b = t.signed_in(AGENT).await;
     assert_eq!(b.get("/users?q=a").await.status, 200);
     assert_eq!(b.get("/users?q=b").await.status, 200);
@@ -259,25 +241,7 @@ async fn the_portal_works_with_oauth_for_okta_instead_of_an_api_token() {
 
 #[tokio::test]
 async fn a_rejected_service_token_is_replaced_once() {
-    let t = TestApp::spawn_with(|c| {
-        c.okta.api_token = None;
-        c.okta.oauth = Some(admin_portal::config::OktaOAuthConfig {
-            client_id: admin_portal::okta_sim::SERVICE_APP_CLIENT_ID.to_string(),
-            private_key: Some(
-                admin_portal::okta_sim::SERVICE_APP_KEY_PEM
-                    .to_string()
-                    .into(),
-            ),
-            private_key_file: None,
-            key_id: admin_portal::okta_sim::SERVICE_APP_KID.to_string(),
-            scopes: vec![
-                "okta.users.read".into(),
-                "okta.users.manage".into(),
-                "okta.groups.read".into(),
-            ],
-        });
-    })
-    .await;
+    let t = TestApp::spawn_with(use_service_app).await;
     let b = t.signed_in(AGENT).await;
     assert_eq!(b.get("/users?q=a").await.status, 200);
     assert_eq!(t.sim().request_count("POST", "/oauth2/v1/token"), 1);
@@ -290,4 +254,24 @@ async fn a_rejected_service_token_is_replaced_once() {
         2,
         "a new service token was fetched"
     );
+}
+
+/// Portal configuration: OAuth 2.0 for Okta with the simulator's demo service app.
+fn use_service_app(c: &mut admin_portal::config::Config) {
+    c.okta.api_token = None;
+    c.okta.oauth = Some(admin_portal::config::OktaOAuthConfig {
+        client_id: admin_portal::okta_sim::SERVICE_APP_CLIENT_ID.to_string(),
+        private_key: Some(
+            admin_portal::okta_sim::SERVICE_APP_KEY_PEM
+                .to_string()
+                .into(),
+        ),
+        private_key_file: None,
+        key_id: admin_portal::okta_sim::SERVICE_APP_KID.to_string(),
+        scopes: vec![
+            "okta.users.read".into(),
+            "okta.users.manage".into(),
+            "okta.groups.read".into(),
+        ],
+    });
 }
