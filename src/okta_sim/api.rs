@@ -521,6 +521,9 @@ pub struct Fault {
     pub path_prefix: String,
     pub kind: FaultKind,
     pub count: usize,
+    /// Rate: only every `every`-th matching request fails (1 = each one).
+    pub every: usize,
+    seen: usize,
 }
 
 impl Fault {
@@ -531,7 +534,15 @@ impl Fault {
             path_prefix: path_prefix.to_string(),
             kind,
             count: 1,
+            every: 1,
+            seen: 0,
         }
+    }
+
+    /// A deterministic rate: only one matching request in `n` fails (until `count` have).
+    pub fn every(mut self, n: usize) -> Fault {
+        self.every = n.max(1);
+        self
     }
 
     /// Applies to the next `count` matching requests instead of one.
@@ -588,6 +599,10 @@ impl Ops {
             .iter()
             .position(|f| f.count > 0 && f.matches(method, path))?;
         let fault = &mut self.faults[index];
+        fault.seen += 1;
+        if fault.seen % fault.every != 0 {
+            return None;
+        }
         fault.count -= 1;
         let kind = fault.kind.clone();
         if fault.count == 0 {

@@ -2308,3 +2308,35 @@ async fn observation_hooks() {
     assert_eq!(recorded[0].path, format!("/api/v1/users/{id}"));
     assert!(s.state().log_events().is_empty(), "reads write no events");
 }
+
+#[tokio::test]
+async fn faults_can_hit_a_rate_of_requests() {
+    use admin_portal::okta_sim::{Fault, FaultKind};
+    admin_portal::startup::init_tls();
+    let sim = admin_portal::okta_sim::spawn(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        admin_portal::okta_sim::SimOptions {
+            end_users: 5,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    sim.state.inject_fault(
+        Fault::new("GET", "/api/v1/users", FaultKind::Status(500))
+            .every(2)
+            .times(3),
+    );
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let r = client
+            .get(format!("{}/api/v1/users", sim.base_url()))
+            .header("authorization", "SSWS demo-ssws-token")
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, vec![200, 500, 200, 500, 200, 500, 200, 200]);
+}
