@@ -600,7 +600,7 @@ impl Ops {
             .position(|f| f.count > 0 && f.matches(method, path))?;
         let fault = &mut self.faults[index];
         fault.seen += 1;
-        if fault.seen % fault.every != 0 {
+        if !fault.seen.is_multiple_of(fault.every) {
             return None;
         }
         fault.count -= 1;
