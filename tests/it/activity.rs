@@ -691,3 +691,43 @@ async fn absurd_dates_are_refused_not_crashed_on() {
         assert_eq!(list.status, 422, "{query}");
     }
 }
+
+#[tokio::test]
+async fn two_instances_sharing_the_database_keep_one_chain() {
+    let t = TestApp::spawn().await;
+    // A second portal instance: its own pool on the same database.
+    let other = AuditStore::new(
+        Database::connect(&admin_portal::config::DatabaseConfig {
+            url: t.app.state.config.database.url.clone(),
+            max_connections: 4,
+        })
+        .await
+        .unwrap(),
+    );
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let store = if i % 2 == 0 {
+            t.app.state.audit.clone()
+        } else {
+            other.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            store
+                .record(event(
+                    i,
+                    "erin",
+                    Action::UserUnlock,
+                    Outcome::Success,
+                    "ada",
+                    None,
+                ))
+                .await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let v = other.verify().await.unwrap();
+    assert!(v.intact(), "{v:?}");
+    assert_eq!(v.checked, 60);
+}
