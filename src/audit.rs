@@ -307,6 +307,84 @@ impl RowContent {
     }
 }
 
+/// Rows of the daily rollup: (day, action, outcome, agent sub) → (agent name, count).
+pub(crate) type Rollup =
+    std::collections::BTreeMap<(String, String, String, String), (Option<String>, i64)>;
+
+pub(crate) fn add_to_rollup(rollup: &mut Rollup, c: &RowContent) {
+    let text = |i: usize| c.0[i].clone().unwrap_or_default();
+    let day: String = text(0).chars().take(10).collect();
+    let name = c.0[6]
+        .clone()
+        .or_else(|| c.0[5].clone())
+        .or_else(|| c.0[4].clone());
+    let entry = rollup
+        .entry((day, text(2), text(3), text(4)))
+        .or_insert((None, 0));
+    if entry.0.is_none() {
+        entry.0 = name;
+    }
+    entry.1 += 1;
+}
+
+const ROLLUP_UPSERT: &str = "INSERT INTO audit_daily (day, action, outcome, actor_sub, actor_name, count) \
+     VALUES ({p1}, {p2}, {p3}, {p4}, {p5}, {p6}) ON CONFLICT (day, action, outcome, actor_sub) \
+     DO UPDATE SET count = audit_daily.count + excluded.count, \
+     actor_name = COALESCE(excluded.actor_name, audit_daily.actor_name)";
+
+fn rollup_sql(numbered: bool) -> String {
+    let mut sql = ROLLUP_UPSERT.to_string();
+    for n in 1..=6 {
+        sql = sql.replace(
+            &format!("{{p{n}}}"),
+            &if numbered {
+                format!("${n}")
+            } else {
+                "?".to_string()
+            },
+        );
+    }
+    sql
+}
+
+pub(crate) async fn write_rollup_sqlite(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    rollup: &Rollup,
+) -> sqlx::Result<()> {
+    let sql = rollup_sql(false);
+    for ((day, action, outcome, sub), (name, count)) in rollup {
+        sqlx::query(&sql)
+            .bind(day)
+            .bind(action)
+            .bind(outcome)
+            .bind(sub)
+            .bind(name)
+            .bind(*count)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn write_rollup_postgres(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    rollup: &Rollup,
+) -> sqlx::Result<()> {
+    let sql = rollup_sql(true);
+    for ((day, action, outcome, sub), (name, count)) in rollup {
+        sqlx::query(&sql)
+            .bind(day)
+            .bind(action)
+            .bind(outcome)
+            .bind(sub)
+            .bind(name)
+            .bind(*count)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// `2026-11-29T09:20:00.123Z`: the one timestamp format of the trail (both databases).
 pub fn format_timestamp(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
@@ -416,6 +494,9 @@ impl AuditStore {
                 .bind(count + 1)
                 .execute(&mut *tx)
                 .await?;
+                let mut rollup = Rollup::new();
+                add_to_rollup(&mut rollup, content);
+                write_rollup_sqlite(&mut tx, &rollup).await?;
                 tx.commit().await?;
             }
             Database::Postgres(pool) => {
@@ -446,6 +527,9 @@ impl AuditStore {
                     .bind(count + 1)
                     .execute(&mut *tx)
                     .await?;
+                let mut rollup = Rollup::new();
+                add_to_rollup(&mut rollup, content);
+                write_rollup_postgres(&mut tx, &rollup).await?;
                 tx.commit().await?;
             }
         }

@@ -170,6 +170,7 @@ impl AuditStore {
         let (start, _) = super::query::day_bounds(before)
             .ok_or_else(|| anyhow::anyhow!("--before must be a date like 2026-01-31"))?;
         let now = super::format_timestamp(time::OffsetDateTime::now_utc());
+        let day: String = start.chars().take(10).collect();
         match self.db() {
             Database::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
@@ -201,6 +202,10 @@ impl AuditStore {
                 .await?;
                 sqlx::query("DELETE FROM audit_events WHERE id <= ?")
                     .bind(through_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM audit_daily WHERE day < ?")
+                    .bind(&day)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
@@ -238,6 +243,10 @@ impl AuditStore {
                 .await?;
                 sqlx::query("DELETE FROM audit_events WHERE id <= $1")
                     .bind(through_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM audit_daily WHERE day < $1")
+                    .bind(&day)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;

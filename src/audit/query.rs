@@ -301,8 +301,72 @@ impl AuditStore {
         })
     }
 
-    /// Counts per day, action and outcome for the filtered records.
+    /// Counts per day, action and outcome for the filtered records: from the daily rollup
+    /// when the filter allows (dates, action, outcome), else by scanning the trail.
     pub async fn day_counts(&self, filter: &ActivityFilter) -> anyhow::Result<Vec<DayCount>> {
+        match self.rollup_where(filter) {
+            Some((sql_where, binds)) => {
+                let sql = format!(
+                    "SELECT day, action, outcome, CAST(SUM(count) AS BIGINT) AS count FROM audit_daily{sql_where} \
+                     GROUP BY day, action, outcome ORDER BY day, action, outcome"
+                );
+                Ok(match self.db() {
+                    Database::Sqlite(pool) => {
+                        bind_all!(sqlx::query_as::<_, DayCount>(&sql), &binds)
+                            .fetch_all(pool)
+                            .await?
+                    }
+                    Database::Postgres(pool) => {
+                        bind_all!(sqlx::query_as::<_, DayCount>(&sql), &binds)
+                            .fetch_all(pool)
+                            .await?
+                    }
+                })
+            }
+            None => self.day_counts_scanning(filter).await,
+        }
+    }
+
+    /// The filter as a WHERE clause over `audit_daily`, when it only uses what the rollup
+    /// keeps (a complete date range, action, outcome).
+    fn rollup_where(&self, filter: &ActivityFilter) -> Option<(String, Vec<Bind>)> {
+        let only_rollup_fields = ActivityFilter {
+            from: None,
+            to: None,
+            action: None,
+            outcome: None,
+            ..filter.clone()
+        }
+        .is_empty();
+        let from = clean(&filter.from).filter(|d| day_bounds(d).is_some())?;
+        let to = clean(&filter.to).filter(|d| day_bounds(d).is_some())?;
+        if !only_rollup_fields {
+            return None;
+        }
+        let backend = match self.db() {
+            Database::Sqlite(_) => Backend::Sqlite,
+            Database::Postgres(_) => Backend::Postgres,
+        };
+        let mut w = Where::new(backend);
+        let a = w.placeholder(Bind::Text(from));
+        let b = w.placeholder(Bind::Text(to));
+        w.parts.push(format!("day >= {a} AND day <= {b}"));
+        if let Some(action) = clean(&filter.action) {
+            let p = w.placeholder(Bind::Text(action));
+            w.parts.push(format!("action = {p}"));
+        }
+        if let Some(outcome) = clean(&filter.outcome) {
+            let p = w.placeholder(Bind::Text(outcome));
+            w.parts.push(format!("outcome = {p}"));
+        }
+        Some((w.sql(), w.binds))
+    }
+
+    /// Counts per day, action and outcome, always by scanning the trail.
+    pub async fn day_counts_scanning(
+        &self,
+        filter: &ActivityFilter,
+    ) -> anyhow::Result<Vec<DayCount>> {
         Ok(match self.db() {
             Database::Sqlite(pool) => {
                 let w = filter.where_clause(Backend::Sqlite, None);

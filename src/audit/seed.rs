@@ -1,7 +1,10 @@
 //! `audit seed-bench`: fills the trail with realistic synthetic records (valid hash chain) for
 //! benchmarks. Rows are written in large batches inside transactions.
 
-use super::{AuditStore, RowContent, format_timestamp};
+use super::{
+    AuditStore, Rollup, RowContent, add_to_rollup, format_timestamp, write_rollup_postgres,
+    write_rollup_sqlite,
+};
 use crate::db::Database;
 
 const ACTIONS: [(&str, &str, u32); 10] = [
@@ -126,6 +129,11 @@ impl AuditStore {
                         .bind(rows + n as i64)
                         .execute(&mut *tx)
                         .await?;
+                    let mut rollup = Rollup::new();
+                    for (c, _, _) in &contents {
+                        add_to_rollup(&mut rollup, c);
+                    }
+                    write_rollup_sqlite(&mut tx, &rollup).await?;
                     tx.commit().await?;
                 }
                 Database::Postgres(pool) => {
@@ -165,6 +173,11 @@ impl AuditStore {
                         .bind(rows + n as i64)
                         .execute(&mut *tx)
                         .await?;
+                    let mut rollup = Rollup::new();
+                    for (c, _, _) in &contents {
+                        add_to_rollup(&mut rollup, c);
+                    }
+                    write_rollup_postgres(&mut tx, &rollup).await?;
                     tx.commit().await?;
                 }
             }

@@ -731,3 +731,40 @@ async fn two_instances_sharing_the_database_keep_one_chain() {
     assert!(v.intact(), "{v:?}");
     assert_eq!(v.checked, 60);
 }
+
+#[tokio::test]
+async fn the_daily_rollup_matches_a_scan_of_the_trail() {
+    let t = TestApp::spawn().await;
+    let store = &t.app.state.audit;
+    store.seed_bench(400).await.unwrap();
+    seed(store).await;
+    let today = time::OffsetDateTime::now_utc().date();
+    for (from, action, outcome) in [
+        (today - time::Duration::days(120), None, None),
+        (today - time::Duration::days(30), Some("user.suspend"), None),
+        (today - time::Duration::days(60), None, Some("failure")),
+    ] {
+        let filter = admin_portal::audit::ActivityFilter {
+            from: Some(from.to_string()),
+            to: Some(today.to_string()),
+            action: action.map(str::to_string),
+            outcome: outcome.map(str::to_string),
+            ..Default::default()
+        };
+        let rolled = store.day_counts(&filter).await.unwrap();
+        let scanned = store.day_counts_scanning(&filter).await.unwrap();
+        assert!(!rolled.is_empty());
+        assert_eq!(rolled, scanned, "{filter:?}");
+    }
+    // Pruning removes the rolled-up days it removes from the trail.
+    let cutoff = today - time::Duration::days(45);
+    store.prune(&cutoff.to_string()).await.unwrap();
+    let filter = admin_portal::audit::ActivityFilter {
+        from: Some((today - time::Duration::days(120)).to_string()),
+        to: Some(today.to_string()),
+        ..Default::default()
+    };
+    let rolled = store.day_counts(&filter).await.unwrap();
+    let first_kept = rolled.first().unwrap().day.clone();
+    assert!(first_kept >= cutoff.to_string(), "{first_kept}");
+}
