@@ -404,6 +404,25 @@ impl AuditStore {
             .map(|a| format!("'{a}'"))
             .collect::<Vec<_>>()
             .join(", ");
+        if let Some((sql_where, binds)) = self.rollup_where(filter) {
+            let sql = format!(
+                "SELECT actor_sub, MAX(COALESCE(actor_name, actor_sub)) AS actor_name, CAST(SUM(count) AS BIGINT) AS count \
+                 FROM audit_daily{sql_where} AND action IN ({list}) AND actor_sub <> '' \
+                 GROUP BY actor_sub ORDER BY count DESC, actor_sub LIMIT {limit}"
+            );
+            return Ok(match self.db() {
+                Database::Sqlite(pool) => {
+                    bind_all!(sqlx::query_as::<_, AgentCount>(&sql), &binds)
+                        .fetch_all(pool)
+                        .await?
+                }
+                Database::Postgres(pool) => {
+                    bind_all!(sqlx::query_as::<_, AgentCount>(&sql), &binds)
+                        .fetch_all(pool)
+                        .await?
+                }
+            });
+        }
         let extra = format!("action IN ({list}) AND actor_sub IS NOT NULL");
         Ok(match self.db() {
             Database::Sqlite(pool) => {
