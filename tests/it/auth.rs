@@ -451,7 +451,7 @@ async fn expired_session_sends_pages_to_sign_in_and_htmx_gets_hx_redirect() {
     let t = TestApp::spawn().await;
     let b = t.signed_in(AGENT).await;
     assert_eq!(b.get("/me").await.status, 200);
-    t.expire_all_sessions().await;
+    t.expire_session_of(&b).await;
     let page = b.get("/me").await;
     assert_eq!(page.status, 303);
     assert_eq!(page.location(), "/auth/login?return_to=%2Fme");

@@ -140,23 +140,28 @@ impl TestApp {
         rows
     }
 
-    /// Makes every stored session expire now, as if the idle timeout had passed.
-    pub async fn expire_all_sessions(&self) {
+    /// Makes this browser's stored session expire now, as if the idle timeout had passed.
+    /// (On PostgreSQL the session table is shared by every test: touch only this one.)
+    pub async fn expire_session_of(&self, browser: &Browser) {
         use admin_portal::db::Database;
-        match &self.app.state.db {
-            Database::Sqlite(pool) => {
-                sqlx::query("UPDATE tower_sessions SET expiry_date = 0")
-                    .execute(pool)
-                    .await
-                    .expect("expire sqlite sessions");
-            }
-            Database::Postgres(pool) => {
-                sqlx::query("UPDATE tower_sessions.session SET expiry_date = now() - interval '1 minute' WHERE id = ANY(SELECT id FROM tower_sessions.session)")
-                    .execute(pool)
-                    .await
-                    .expect("expire postgres sessions");
-            }
-        }
+        let id = browser.session_cookie().expect("a session cookie");
+        let changed = match &self.app.state.db {
+            Database::Sqlite(pool) => sqlx::query("UPDATE tower_sessions SET expiry_date = 0 WHERE id = ?")
+                .bind(&id)
+                .execute(pool)
+                .await
+                .expect("expire sqlite session")
+                .rows_affected(),
+            Database::Postgres(pool) => sqlx::query(
+                "UPDATE tower_sessions.session SET expiry_date = now() - interval '1 minute' WHERE id = $1",
+            )
+            .bind(&id)
+            .execute(pool)
+            .await
+            .expect("expire postgres session")
+            .rows_affected(),
+        };
+        assert_eq!(changed, 1, "the browser's session is in the store");
     }
 }
 
