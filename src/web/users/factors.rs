@@ -203,6 +203,27 @@ async fn refuse(
     AppError::Refused(reason)
 }
 
+/// The start of every handler behind the activation form: the user, refused (and audited)
+/// when protected or the agent's own, and the reason carried from the enrollment form.
+async fn checked_target(
+    state: &AppState,
+    agent: &Agent,
+    id: &str,
+    action: Action,
+    form: &FormData,
+) -> Result<(User, Why), AppError> {
+    let (user, refusal) = target(state, agent, id).await?;
+    let why = Why::from_form(form);
+    if let Some(reason) = refusal {
+        return Err(refuse(state, agent, action, &user, &why, reason).await);
+    }
+    let why_errors = why.validate(state);
+    if let Some(problem) = why_errors.reason.or(why_errors.ticket) {
+        return Err(AppError::BadRequest(problem));
+    }
+    Ok((user, why))
+}
+
 /// Okta's answer in an agent's words, for passcode problems.
 fn passcode_message(e: &OktaError) -> String {
     match e.code.as_deref() {
@@ -505,15 +526,7 @@ pub async fn activate(
     Path((id, factor_id)): Path<(String, String)>,
     form: FormData,
 ) -> Result<Response, AppError> {
-    let (user, refusal) = target(&state, &agent, &id).await?;
-    let why = Why::from_form(&form);
-    if let Some(reason) = refusal {
-        return Err(refuse(&state, &agent, Action::FactorActivate, &user, &why, reason).await);
-    }
-    let why_errors = why.validate(&state);
-    if let Some(problem) = why_errors.reason.or(why_errors.ticket) {
-        return Err(AppError::BadRequest(problem));
-    }
+    let (user, why) = checked_target(&state, &agent, &id, Action::FactorActivate, &form).await?;
     let factor = state.okta.get_factor(&user.id, &factor_id).await?;
     let passcode: String = form
         .get("passcode")
@@ -621,15 +634,7 @@ pub async fn resend(
     Path((id, factor_id)): Path<(String, String)>,
     form: FormData,
 ) -> Result<Response, AppError> {
-    let (user, refusal) = target(&state, &agent, &id).await?;
-    let why = Why::from_form(&form);
-    if let Some(reason) = refusal {
-        return Err(refuse(&state, &agent, Action::FactorResend, &user, &why, reason).await);
-    }
-    let why_errors = why.validate(&state);
-    if let Some(problem) = why_errors.reason.or(why_errors.ticket) {
-        return Err(AppError::BadRequest(problem));
-    }
+    let (user, why) = checked_target(&state, &agent, &id, Action::FactorResend, &form).await?;
     let factor = state.okta.get_factor(&user.id, &factor_id).await?;
     match state.okta.resend_factor(&user.id, &factor).await {
         Ok(done) => {
@@ -914,15 +919,7 @@ pub async fn abandon(
     Path((id, factor_id)): Path<(String, String)>,
     form: FormData,
 ) -> Result<Response, AppError> {
-    let (user, refusal) = target(&state, &agent, &id).await?;
-    let why = Why::from_form(&form);
-    if let Some(reason) = refusal {
-        return Err(refuse(&state, &agent, Action::FactorReset, &user, &why, reason).await);
-    }
-    let why_errors = why.validate(&state);
-    if let Some(problem) = why_errors.reason.or(why_errors.ticket) {
-        return Err(AppError::BadRequest(problem));
-    }
+    let (user, why) = checked_target(&state, &agent, &id, Action::FactorReset, &form).await?;
     let factor = state.okta.get_factor(&user.id, &factor_id).await?;
     if !factor.is_pending() {
         return Err(AppError::BadRequest(
