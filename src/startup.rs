@@ -78,6 +78,8 @@ impl Application {
             .with_http_only(true)
             .with_same_site(SameSite::Lax)
             .with_path("/")
+            // Idle expiry moves with every request, so every request writes the session.
+            .with_always_save(true)
             .with_expiry(Expiry::OnInactivity(time::Duration::minutes(
                 config.session.idle_timeout_minutes as i64,
             )));

@@ -101,10 +101,13 @@ pub async fn push_flash(
 }
 
 pub async fn take_flashes(session: &Session) -> Result<Vec<Flash>, AppError> {
-    Ok(session
-        .remove::<Vec<Flash>>(FLASH_KEY)
-        .await?
-        .unwrap_or_default())
+    // Only a session that holds flashes is changed: removing marks the session modified,
+    // and every page view would otherwise write it back to the store.
+    let flashes: Vec<Flash> = session.get(FLASH_KEY).await?.unwrap_or_default();
+    if !flashes.is_empty() {
+        session.remove::<Vec<Flash>>(FLASH_KEY).await?;
+    }
+    Ok(flashes)
 }
 
 /// The session's CSRF token, created on first use.

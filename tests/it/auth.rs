@@ -478,3 +478,18 @@ async fn wrong_password_at_the_provider_creates_no_session() {
     );
     assert_eq!(b.get("/me").await.status, 303);
 }
+
+#[tokio::test]
+async fn each_request_moves_the_idle_expiry() {
+    let t = TestApp::spawn().await;
+    let b = t.signed_in(AGENT).await;
+    // Nearly idle for the configured 30 minutes: one more page keeps the session alive.
+    t.set_session_seconds_left(&b, 60).await;
+    assert!(t.session_seconds_left(&b).await <= 60);
+    assert_eq!(b.get("/me").await.status, 200);
+    let left = t.session_seconds_left(&b).await;
+    assert!(
+        left > 29 * 60,
+        "idle expiry extended to about 30 minutes, got {left}s"
+    );
+}

@@ -140,6 +140,55 @@ impl TestApp {
         rows
     }
 
+    /// Seconds until this browser's stored session expires.
+    pub async fn session_seconds_left(&self, browser: &Browser) -> i64 {
+        use admin_portal::db::Database;
+        let id = browser.session_cookie().expect("a session cookie");
+        match &self.app.state.db {
+            // The SQLite store keeps the expiry as a timestamp text.
+            Database::Sqlite(pool) => {
+                let expiry: time::OffsetDateTime =
+                    sqlx::query_scalar("SELECT expiry_date FROM tower_sessions WHERE id = ?")
+                        .bind(&id)
+                        .fetch_one(pool)
+                        .await
+                        .expect("session row");
+                (expiry - time::OffsetDateTime::now_utc()).whole_seconds()
+            }
+            Database::Postgres(pool) => sqlx::query_scalar::<_, f64>(
+                "SELECT EXTRACT(EPOCH FROM expiry_date - now())::float8 FROM tower_sessions.session WHERE id = $1",
+            )
+            .bind(&id)
+            .fetch_one(pool)
+            .await
+            .expect("session row") as i64,
+        }
+    }
+
+    /// Sets how many seconds this browser's stored session has left.
+    pub async fn set_session_seconds_left(&self, browser: &Browser, seconds: i64) {
+        use admin_portal::db::Database;
+        let id = browser.session_cookie().expect("a session cookie");
+        match &self.app.state.db {
+            Database::Sqlite(pool) => {
+                sqlx::query("UPDATE tower_sessions SET expiry_date = ? WHERE id = ?")
+                    .bind(time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds))
+                    .bind(&id)
+                    .execute(pool)
+                    .await
+                    .expect("update session");
+            }
+            Database::Postgres(pool) => {
+                sqlx::query("UPDATE tower_sessions.session SET expiry_date = now() + make_interval(secs => $1) WHERE id = $2")
+                    .bind(seconds as f64)
+                    .bind(&id)
+                    .execute(pool)
+                    .await
+                    .expect("update session");
+            }
+        }
+    }
+
     /// Makes this browser's stored session expire now, as if the idle timeout had passed.
     /// (On PostgreSQL the session table is shared by every test: touch only this one.)
     pub async fn expire_session_of(&self, browser: &Browser) {
