@@ -181,7 +181,23 @@ async fn record_done(state: &AppState, agent: &Agent, event: NewEvent) -> Result
     Ok(())
 }
 
-/// Records a refusal (protected user, own account) and returns the 403.
+/// Records a refusal (protected user, own account). A refusal that cannot be recorded
+/// fails the request rather than passing unaudited.
+async fn record_refusal(
+    state: &AppState,
+    agent: &Agent,
+    action: Action,
+    permission: Permission,
+    user: &User,
+    why: &Why,
+    reason: &str,
+) -> Result<(), AppError> {
+    let denied = event(agent, action, Outcome::Denied, permission, user, why).detail(reason);
+    state.audit.record(denied).await?;
+    Ok(())
+}
+
+/// Records a refusal and returns the 403.
 async fn refuse(
     state: &AppState,
     agent: &Agent,
@@ -190,17 +206,20 @@ async fn refuse(
     why: &Why,
     reason: String,
 ) -> AppError {
-    let denied = event(
+    match record_refusal(
+        state,
         agent,
         action,
-        Outcome::Denied,
         Permission::FactorsEnroll,
         user,
         why,
+        &reason,
     )
-    .detail(reason.clone());
-    let _ = state.audit.record(denied).await;
-    AppError::Refused(reason)
+    .await
+    {
+        Ok(()) => AppError::Refused(reason),
+        Err(e) => e,
+    }
 }
 
 /// The start of every handler behind the activation form: the user, refused (and audited)
@@ -356,20 +375,16 @@ pub async fn enroll(
         }
     };
     if let Some(reason) = refusal {
-        state
-            .audit
-            .record(
-                event(
-                    &agent,
-                    Action::FactorEnroll,
-                    Outcome::Denied,
-                    Permission::FactorsEnroll,
-                    &user,
-                    &why,
-                )
-                .detail(reason.clone()),
-            )
-            .await?;
+        record_refusal(
+            &state,
+            &agent,
+            Action::FactorEnroll,
+            Permission::FactorsEnroll,
+            &user,
+            &why,
+            &reason,
+        )
+        .await?;
         return render_form(
             StatusCode::FORBIDDEN,
             user,
@@ -785,20 +800,16 @@ async fn reset(
         }
     };
     if let Some(reason) = refusal {
-        state
-            .audit
-            .record(
-                event(
-                    &agent,
-                    action,
-                    Outcome::Denied,
-                    Permission::FactorsReset,
-                    &user,
-                    &why,
-                )
-                .detail(reason.clone()),
-            )
-            .await?;
+        record_refusal(
+            &state,
+            &agent,
+            action,
+            Permission::FactorsReset,
+            &user,
+            &why,
+            &reason,
+        )
+        .await?;
         return render(
             StatusCode::FORBIDDEN,
             user,
