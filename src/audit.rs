@@ -327,63 +327,34 @@ pub(crate) fn add_to_rollup(rollup: &mut Rollup, c: &RowContent) {
     entry.1 += 1;
 }
 
-const ROLLUP_UPSERT: &str = "INSERT INTO audit_daily (day, action, outcome, actor_sub, actor_name, count) \
-     VALUES ({p1}, {p2}, {p3}, {p4}, {p5}, {p6}) ON CONFLICT (day, action, outcome, actor_sub) \
+pub(crate) const ROLLUP_SQLITE: &str = "INSERT INTO audit_daily (day, action, outcome, actor_sub, actor_name, count) \
+     VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (day, action, outcome, actor_sub) \
      DO UPDATE SET count = audit_daily.count + excluded.count, \
      actor_name = COALESCE(excluded.actor_name, audit_daily.actor_name)";
 
-fn rollup_sql(numbered: bool) -> String {
-    let mut sql = ROLLUP_UPSERT.to_string();
-    for n in 1..=6 {
-        sql = sql.replace(
-            &format!("{{p{n}}}"),
-            &if numbered {
-                format!("${n}")
-            } else {
-                "?".to_string()
-            },
-        );
-    }
-    sql
-}
+pub(crate) const ROLLUP_POSTGRES: &str = "INSERT INTO audit_daily (day, action, outcome, actor_sub, actor_name, count) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (day, action, outcome, actor_sub) \
+     DO UPDATE SET count = audit_daily.count + excluded.count, \
+     actor_name = COALESCE(excluded.actor_name, audit_daily.actor_name)";
 
-pub(crate) async fn write_rollup_sqlite(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    rollup: &Rollup,
-) -> sqlx::Result<()> {
-    let sql = rollup_sql(false);
-    for ((day, action, outcome, sub), (name, count)) in rollup {
-        sqlx::query(&sql)
-            .bind(day)
-            .bind(action)
-            .bind(outcome)
-            .bind(sub)
-            .bind(name)
-            .bind(*count)
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
+/// Adds a rollup's counts inside the caller's transaction (either backend: `$sql` is
+/// `ROLLUP_SQLITE` or `ROLLUP_POSTGRES`).
+macro_rules! write_rollup {
+    ($tx:expr, $sql:expr, $rollup:expr) => {
+        for ((day, action, outcome, sub), (name, count)) in $rollup {
+            sqlx::query($sql)
+                .bind(day)
+                .bind(action)
+                .bind(outcome)
+                .bind(sub)
+                .bind(name)
+                .bind(*count)
+                .execute(&mut **$tx)
+                .await?;
+        }
+    };
 }
-
-pub(crate) async fn write_rollup_postgres(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    rollup: &Rollup,
-) -> sqlx::Result<()> {
-    let sql = rollup_sql(true);
-    for ((day, action, outcome, sub), (name, count)) in rollup {
-        sqlx::query(&sql)
-            .bind(day)
-            .bind(action)
-            .bind(outcome)
-            .bind(sub)
-            .bind(name)
-            .bind(*count)
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
-}
+pub(crate) use write_rollup;
 
 /// `2026-11-29T09:20:00.123Z`: the one timestamp format of the trail (both databases).
 pub fn format_timestamp(t: OffsetDateTime) -> String {
@@ -496,7 +467,7 @@ impl AuditStore {
                 .await?;
                 let mut rollup = Rollup::new();
                 add_to_rollup(&mut rollup, content);
-                write_rollup_sqlite(&mut tx, &rollup).await?;
+                write_rollup!(&mut tx, ROLLUP_SQLITE, &rollup);
                 tx.commit().await?;
             }
             Database::Postgres(pool) => {
@@ -529,7 +500,7 @@ impl AuditStore {
                     .await?;
                 let mut rollup = Rollup::new();
                 add_to_rollup(&mut rollup, content);
-                write_rollup_postgres(&mut tx, &rollup).await?;
+                write_rollup!(&mut tx, ROLLUP_POSTGRES, &rollup);
                 tx.commit().await?;
             }
         }

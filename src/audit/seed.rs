@@ -1,10 +1,7 @@
 //! `audit seed-bench`: fills the trail with realistic synthetic records (valid hash chain) for
 //! benchmarks. Rows are written in large batches inside transactions.
 
-use super::{
-    AuditStore, Rollup, RowContent, add_to_rollup, format_timestamp, write_rollup_postgres,
-    write_rollup_sqlite,
-};
+use super::{AuditStore, Rollup, RowContent, add_to_rollup, format_timestamp, write_rollup};
 use crate::db::Database;
 
 const ACTIONS: [(&str, &str, u32); 10] = [
@@ -133,7 +130,7 @@ impl AuditStore {
                     for (c, _, _) in &contents {
                         add_to_rollup(&mut rollup, c);
                     }
-                    write_rollup_sqlite(&mut tx, &rollup).await?;
+                    write_rollup!(&mut tx, super::ROLLUP_SQLITE, &rollup);
                     tx.commit().await?;
                 }
                 Database::Postgres(pool) => {
@@ -177,7 +174,7 @@ impl AuditStore {
                     for (c, _, _) in &contents {
                         add_to_rollup(&mut rollup, c);
                     }
-                    write_rollup_postgres(&mut tx, &rollup).await?;
+                    write_rollup!(&mut tx, super::ROLLUP_POSTGRES, &rollup);
                     tx.commit().await?;
                 }
             }

@@ -487,28 +487,34 @@ async fn prune_keeps_the_chain_verifiable() {
 async fn concurrent_writers_keep_one_chain() {
     let t = TestApp::spawn().await;
     let store = t.app.state.audit.clone();
-    let mut tasks = Vec::new();
-    for i in 0..40 {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            store
-                .record(event(
-                    i,
-                    "dave",
-                    Action::UserUnlock,
-                    Outcome::Success,
-                    "ada",
-                    None,
-                ))
-                .await
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap().unwrap();
-    }
+    write_concurrently(std::slice::from_ref(&store), 40).await;
     let v = store.verify().await.unwrap();
     assert!(v.intact(), "{v:?}");
     assert_eq!(v.checked, 40);
+}
+
+/// Appends `count` records at once, spread over the given stores (instances).
+async fn write_concurrently(stores: &[AuditStore], count: usize) {
+    let tasks: Vec<_> = (0..count)
+        .map(|i| {
+            let store = stores[i % stores.len()].clone();
+            tokio::spawn(async move {
+                store
+                    .record(event(
+                        i,
+                        "dave",
+                        Action::UserUnlock,
+                        Outcome::Success,
+                        "ada",
+                        None,
+                    ))
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
 }
 
 #[tokio::test]
@@ -704,29 +710,7 @@ async fn two_instances_sharing_the_database_keep_one_chain() {
         .await
         .unwrap(),
     );
-    let mut tasks = Vec::new();
-    for i in 0..60 {
-        let store = if i % 2 == 0 {
-            t.app.state.audit.clone()
-        } else {
-            other.clone()
-        };
-        tasks.push(tokio::spawn(async move {
-            store
-                .record(event(
-                    i,
-                    "erin",
-                    Action::UserUnlock,
-                    Outcome::Success,
-                    "ada",
-                    None,
-                ))
-                .await
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap().unwrap();
-    }
+    write_concurrently(&[t.app.state.audit.clone(), other.clone()], 60).await;
     let v = other.verify().await.unwrap();
     assert!(v.intact(), "{v:?}");
     assert_eq!(v.checked, 60);
