@@ -109,6 +109,9 @@ pub struct Actor {
     pub sub: Option<String>,
     pub login: Option<String>,
     pub name: Option<String>,
+    /// The OAuth client the actor came through: a service client's id (`cid`); none for
+    /// people signed in to the portal.
+    pub client_id: Option<String>,
 }
 
 /// Where the request came from.
@@ -245,7 +248,7 @@ impl RowContent {
             event.actor.sub.clone(),
             event.actor.login.clone(),
             event.actor.name.clone(),
-            None,
+            event.actor.client_id.clone(),
             event.permission.clone(),
             target.id,
             target.login,
@@ -419,7 +422,8 @@ impl AuditStore {
     /// Appends one record to the chain. The chain head is locked for the transaction, so
     /// concurrent writers (and several instances on PostgreSQL) stay in one order. Callers
     /// decide what a failure means for their response; the failure is always logged here.
-    pub async fn record(&self, event: NewEvent) -> anyhow::Result<()> {
+    /// Returns the new record's id.
+    pub async fn record(&self, event: NewEvent) -> anyhow::Result<i64> {
         let now = OffsetDateTime::now_utc();
         let content = RowContent::from_event(&event, format_timestamp(now));
         let result = self.append(&content, now).await;
@@ -434,8 +438,8 @@ impl AuditStore {
         result
     }
 
-    async fn append(&self, content: &RowContent, now: OffsetDateTime) -> anyhow::Result<()> {
-        match &self.db {
+    async fn append(&self, content: &RowContent, now: OffsetDateTime) -> anyhow::Result<i64> {
+        let id = match &self.db {
             Database::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
                 // A write first takes SQLite's write lock, so the head read below is current.
@@ -469,6 +473,7 @@ impl AuditStore {
                 add_to_rollup(&mut rollup, content);
                 write_rollup!(&mut tx, ROLLUP_SQLITE, &rollup);
                 tx.commit().await?;
+                id
             }
             Database::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
@@ -502,9 +507,10 @@ impl AuditStore {
                 add_to_rollup(&mut rollup, content);
                 write_rollup!(&mut tx, ROLLUP_POSTGRES, &rollup);
                 tx.commit().await?;
+                id
             }
-        }
-        Ok(())
+        };
+        Ok(id)
     }
 
     /// The newest records first.

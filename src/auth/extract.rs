@@ -62,6 +62,7 @@ impl Agent {
             sub: Some(self.data.sub.clone()),
             login: Some(self.data.login.clone()),
             name: Some(self.data.name.clone()),
+            client_id: None,
         }
     }
 

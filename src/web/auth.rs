@@ -168,6 +168,7 @@ pub async fn callback(
         sub: Some(agent.sub.clone()),
         login: Some(agent.login.clone()),
         name: Some(agent.name.clone()),
+        client_id: None,
     };
     let event =
         NewEvent::new(Action::SignIn, Outcome::Success, actor, meta.clone()).detail(format!(
@@ -198,6 +199,7 @@ pub async fn logout(
         sub: Some(agent.sub.clone()),
         login: Some(agent.login.clone()),
         name: Some(agent.name.clone()),
+        client_id: None,
     };
     let _ = state
         .audit

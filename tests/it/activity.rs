@@ -29,6 +29,7 @@ fn event(
             sub: Some(format!("00u{agent}")),
             login: Some(format!("{agent}@example.com")),
             name: Some(format!("Agent {agent}")),
+            client_id: None,
         },
         RequestMeta {
             request_id: format!("req-{i}"),
