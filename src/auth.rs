@@ -5,6 +5,7 @@ pub mod csrf;
 pub mod extract;
 pub mod oidc;
 pub mod policy;
+pub mod principal;
 pub mod session;
 
 use base64::Engine;

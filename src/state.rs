@@ -26,3 +26,22 @@ pub struct AppState {
     /// Compiled `users.ticket_pattern`.
     pub ticket_pattern: Option<Arc<regex::Regex>>,
 }
+
+macro_rules! substates {
+    ($($field:ident: $ty:ty,)*) => {
+        $(impl axum::extract::FromRef<AppState> for $ty {
+            fn from_ref(state: &AppState) -> $ty {
+                state.$field.clone()
+            }
+        })*
+    };
+}
+
+// The parts extractors and operations need, so they do not depend on the whole state.
+substates! {
+    config: Arc<Config>,
+    policy: Arc<Policy>,
+    oidc: Arc<Oidc>,
+    okta: Arc<OktaClient>,
+    audit: AuditStore,
+}

@@ -1,20 +1,22 @@
 //! Extractors that enforce authentication and the policy. Handlers never check
 //! permissions with `if`: they ask for `Agent` or `Require<perm::X>`.
 
-use std::collections::BTreeSet;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::Method;
 use axum::http::request::Parts;
 use tower_sessions::Session;
 
-use super::policy::{Permission, PermissionMarker};
+use super::oidc::Oidc;
+use super::policy::{Permission, PermissionMarker, Policy};
+use super::principal::Principal;
 use super::session::{self, AGENT_KEY, AgentSession};
-use crate::audit::{Action, Actor, NewEvent, Outcome, RequestMeta};
+use crate::audit::{Action, Actor, AuditStore, NewEvent, Outcome, RequestMeta};
+use crate::config::Config;
 use crate::error::AppError;
-use crate::state::AppState;
 
 /// Seconds before expiry at which the access token is refreshed.
 const REFRESH_MARGIN: i64 = 30;
@@ -48,56 +50,75 @@ pub fn request_meta(parts: &Parts) -> RequestMeta {
     }
 }
 
-/// A signed-in agent with the permissions the policy grants them for this request.
+/// A signed-in agent: the session, its typed data and the request's `Principal`.
 pub struct Agent {
     pub data: AgentSession,
-    pub granted: BTreeSet<Permission>,
     pub session: Session,
-    pub meta: RequestMeta,
+    pub principal: Principal,
 }
 
 impl Agent {
     pub fn actor(&self) -> Actor {
-        Actor {
-            sub: Some(self.data.sub.clone()),
-            login: Some(self.data.login.clone()),
-            name: Some(self.data.name.clone()),
-            client_id: None,
-        }
+        self.principal.actor()
     }
 
     pub fn can(&self, permission: Permission) -> bool {
-        self.granted.contains(&permission)
+        self.principal.can(permission)
+    }
+
+    pub fn meta(&self) -> &RequestMeta {
+        &self.principal.meta
     }
 }
 
-pub async fn session_of(parts: &mut Parts, state: &AppState) -> Result<Session, AppError> {
+/// What an authenticated front door yields: the browser's `Agent`, the API's service
+/// client. `Require<P, A>` checks the permission on it, whichever it is.
+pub trait Authenticated: Send + Sync + 'static {
+    fn principal(&self) -> &Principal;
+}
+
+impl Authenticated for Agent {
+    fn principal(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+pub async fn session_of<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<Session, AppError> {
     Session::from_request_parts(parts, state)
         .await
         .map_err(|(_, msg)| AppError::Internal(anyhow::anyhow!("session layer missing: {msg}")))
 }
 
-impl FromRequestParts<AppState> for Agent {
+impl<S> FromRequestParts<S> for Agent
+where
+    S: Send + Sync,
+    Arc<Config>: FromRef<S>,
+    Arc<Policy>: FromRef<S>,
+    Arc<Oidc>: FromRef<S>,
+{
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+    #[tracing::instrument(name = "agent", skip_all, fields(request_id))]
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
         let session = session_of(parts, state).await?;
         let meta = request_meta(parts);
+        tracing::Span::current().record("request_id", meta.request_id.as_str());
         let return_to = (parts.method == Method::GET)
             .then(|| parts.uri.path_and_query().map(|pq| pq.to_string()))
             .flatten();
         let Some(mut agent) = session::agent(&session).await? else {
             return Err(AppError::Unauthenticated { return_to });
         };
+        let config = Arc::<Config>::from_ref(state);
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let absolute = state.config.session.absolute_timeout_minutes as i64 * 60;
+        let absolute = config.session.absolute_timeout_minutes as i64 * 60;
         if now - agent.signed_in_at >= absolute {
             tracing::info!(request_id = %meta.request_id, "session reached its absolute lifetime");
             session.flush().await?;
             return Err(AppError::Unauthenticated { return_to });
         }
         if agent.access_expires_at - REFRESH_MARGIN <= now {
-            match state.oidc.refresh(&agent).await {
+            match Arc::<Oidc>::from_ref(state).refresh(&agent).await {
                 Ok(updated) => {
                     session.insert(AGENT_KEY, &updated).await?;
                     agent = updated;
@@ -109,43 +130,49 @@ impl FromRequestParts<AppState> for Agent {
                 }
             }
         }
-        let granted = state.policy.granted(&agent.scopes, &agent.groups);
+        let principal = Principal::agent(&agent, &Arc::<Policy>::from_ref(state), meta);
         Ok(Agent {
             data: agent,
-            granted,
             session,
-            meta,
+            principal,
         })
     }
 }
 
-/// A signed-in agent who holds permission `P`; anyone else gets a 403 (recorded in the
-/// audit trail) or is sent to sign in.
-pub struct Require<P>(pub Agent, PhantomData<P>);
+/// A principal (by default a signed-in agent) who holds permission `P`; anyone else gets a
+/// 403 (recorded in the audit trail) or is sent to sign in.
+pub struct Require<P, A = Agent>(pub A, PhantomData<P>);
 
-impl<P> std::ops::Deref for Require<P> {
-    type Target = Agent;
-    fn deref(&self) -> &Agent {
+impl<P, A> std::ops::Deref for Require<P, A> {
+    type Target = A;
+    fn deref(&self) -> &A {
         &self.0
     }
 }
 
-impl<P: PermissionMarker> FromRequestParts<AppState> for Require<P> {
+impl<P, A, S> FromRequestParts<S> for Require<P, A>
+where
+    P: PermissionMarker,
+    A: Authenticated + FromRequestParts<S, Rejection = AppError>,
+    S: Send + Sync,
+    Arc<Policy>: FromRef<S>,
+    AuditStore: FromRef<S>,
+{
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let agent = Agent::from_request_parts(parts, state).await?;
-        if agent.can(P::PERMISSION) {
-            return Ok(Require(agent, PhantomData));
+    #[tracing::instrument(name = "require", skip_all, fields(permission = P::PERMISSION.as_str()))]
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        let authenticated = A::from_request_parts(parts, state).await?;
+        let principal = authenticated.principal();
+        if principal.can(P::PERMISSION) {
+            return Ok(Require(authenticated, PhantomData));
         }
-        let decision = state
-            .policy
-            .decide(P::PERMISSION, &agent.data.scopes, &agent.data.groups);
+        let decision = principal.decide(&Arc::<Policy>::from_ref(state), P::PERMISSION);
         let event = NewEvent::new(
             Action::AccessDenied,
             Outcome::Denied,
-            agent.actor(),
-            agent.meta.clone(),
+            principal.actor(),
+            principal.meta.clone(),
         )
         .permission(P::PERMISSION.as_str())
         .detail(format!(
@@ -155,7 +182,7 @@ impl<P: PermissionMarker> FromRequestParts<AppState> for Require<P> {
             decision.explanation()
         ));
         // A denial is refused whether or not it could be recorded; a failed write is logged.
-        let _ = state.audit.record(event).await;
+        let _ = AuditStore::from_ref(state).record(event).await;
         Err(AppError::Forbidden(Box::new(decision)))
     }
 }

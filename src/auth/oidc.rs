@@ -317,6 +317,7 @@ impl Oidc {
             .get("exp")
             .and_then(Value::as_i64)
             .unwrap_or_else(|| now() + 300);
+        let auth_time = id_claims.get("auth_time").and_then(Value::as_i64);
         Ok(SignedIn {
             agent: AgentSession {
                 sub,
@@ -332,6 +333,7 @@ impl Oidc {
                 },
                 access_expires_at,
                 signed_in_at: now(),
+                auth_time,
             },
         })
     }

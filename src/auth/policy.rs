@@ -1,8 +1,9 @@
 //! Permissions and the policy that grants them: the one source of truth for authorization.
 //!
-//! A permission is granted when the agent's token carries **every** scope the rule lists AND
-//! the agent belongs to **at least one** of the rule's groups. Anything not in the policy is
-//! denied.
+//! A permission is granted to a **person** when their token carries **every** scope the rule
+//! lists AND they belong to **at least one** of the rule's `groups`; to a **service client**
+//! when its token carries every scope AND its client id is listed in the rule's `clients`.
+//! A rule may list groups, clients or both. Anything not in the policy is denied.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -82,9 +83,12 @@ pub struct RuleSpec {
     /// All of these scopes must be in the token.
     #[serde(default)]
     pub scopes: Vec<String>,
-    /// The agent must be in at least one of these groups.
+    /// A person must be in at least one of these groups.
     #[serde(default)]
     pub groups: Vec<String>,
+    /// A service client must be one of these client ids.
+    #[serde(default)]
+    pub clients: Vec<String>,
 }
 
 /// A standalone policy file: `[permissions."users.read"] scopes = [...] groups = [...]`.
@@ -98,6 +102,7 @@ pub struct PolicyFile {
 pub struct Rule {
     pub scopes: Vec<String>,
     pub groups: Vec<String>,
+    pub clients: Vec<String>,
 }
 
 /// The compiled policy.
@@ -119,6 +124,8 @@ pub struct Decision {
     pub missing_scopes: Vec<String>,
     /// Set when the agent is in none of the accepted groups.
     pub missing_group: bool,
+    /// Set when a service client is not among the rule's clients.
+    pub missing_client: bool,
     /// The rule, if the policy has one for this permission.
     pub rule: Option<Rule>,
 }
@@ -151,6 +158,12 @@ impl Decision {
         if self.missing_group {
             parts.push(format!("you are not in {}", one_of(&rule.groups)));
         }
+        if self.missing_client {
+            parts.push(match rule.clients.len() {
+                0 => "the rule grants it to no service client".to_string(),
+                _ => format!("this client is not one of {}", rule.clients.join(", ")),
+            });
+        }
         format!("Denied: {}.", parts.join(" and "))
     }
 
@@ -158,10 +171,16 @@ impl Decision {
     pub fn requirement(&self) -> String {
         match &self.rule {
             None => "not granted by the policy".to_string(),
-            Some(rule) => format!(
+            Some(rule) if rule.clients.is_empty() => format!(
                 "scopes {} and membership of {}",
                 list_or_none(&rule.scopes),
                 one_of(&rule.groups)
+            ),
+            Some(rule) => format!(
+                "scopes {} and membership of {}, or for services one of the clients {}",
+                list_or_none(&rule.scopes),
+                one_of(&rule.groups),
+                rule.clients.join(", ")
             ),
         }
     }
@@ -192,6 +211,7 @@ impl Policy {
         let rule = |scope: &str, groups: &Vec<String>| RuleSpec {
             scopes: vec![scope.to_string()],
             groups: groups.clone(),
+            clients: Vec::new(),
         };
         let mut m = BTreeMap::new();
         for (p, scope, groups) in [
@@ -239,16 +259,18 @@ impl Policy {
                 ));
                 continue;
             };
-            for scope in &spec.scopes {
+            // People's scopes come from the sign-in request; a rule for clients only needs
+            // scopes the authorization server grants to clients.
+            for scope in spec.scopes.iter().filter(|_| !spec.groups.is_empty()) {
                 if !known_scopes.iter().any(|k| k == scope) {
                     errors.push(format!(
                         "permission \"{name}\" needs scope \"{scope}\", which is not in oidc.scopes, so no token can carry it"
                     ));
                 }
             }
-            if spec.groups.is_empty() {
+            if spec.groups.is_empty() && spec.clients.is_empty() {
                 errors.push(format!(
-                    "permission \"{name}\" lists no groups; list at least one group (remove the rule to deny it)"
+                    "permission \"{name}\" lists no groups and no clients; list at least one (remove the rule to deny it)"
                 ));
             }
             rules.insert(
@@ -256,6 +278,7 @@ impl Policy {
                 Rule {
                     scopes: spec.scopes,
                     groups: spec.groups,
+                    clients: spec.clients,
                 },
             );
         }
@@ -272,12 +295,32 @@ impl Policy {
         scopes: &BTreeSet<String>,
         groups: &BTreeSet<String>,
     ) -> Decision {
+        self.decide_holder(permission, scopes, Holder::Person(groups))
+    }
+
+    /// The decision for a service client (`cid` from its token).
+    pub fn decide_client(
+        &self,
+        permission: Permission,
+        scopes: &BTreeSet<String>,
+        client_id: &str,
+    ) -> Decision {
+        self.decide_holder(permission, scopes, Holder::Client(client_id))
+    }
+
+    fn decide_holder(
+        &self,
+        permission: Permission,
+        scopes: &BTreeSet<String>,
+        holder: Holder<'_>,
+    ) -> Decision {
         let Some(rule) = self.rules.get(&permission) else {
             return Decision {
                 permission,
                 allowed: false,
                 missing_scopes: Vec::new(),
                 missing_group: false,
+                missing_client: false,
                 rule: None,
             };
         };
@@ -287,14 +330,39 @@ impl Policy {
             .filter(|s| !scopes.contains(*s))
             .cloned()
             .collect();
-        let missing_group = !rule.groups.iter().any(|g| groups.contains(g));
+        let (missing_group, missing_client) = match holder {
+            Holder::Person(groups) => (!rule.groups.iter().any(|g| groups.contains(g)), false),
+            Holder::Client(id) => (false, !rule.clients.iter().any(|c| c == id)),
+        };
         Decision {
             permission,
-            allowed: missing_scopes.is_empty() && !missing_group,
+            allowed: missing_scopes.is_empty() && !missing_group && !missing_client,
             missing_scopes,
             missing_group,
+            missing_client,
             rule: Some(rule.clone()),
         }
+    }
+
+    /// Every client id any rule names (checked against the client registry at start-up).
+    pub fn clients(&self) -> BTreeSet<String> {
+        self.rules
+            .values()
+            .flat_map(|r| r.clients.iter().cloned())
+            .collect()
+    }
+
+    /// Every scope any rule needs.
+    pub fn scopes(&self) -> BTreeSet<String> {
+        self.rules
+            .values()
+            .flat_map(|r| r.scopes.iter().cloned())
+            .collect()
+    }
+
+    /// The rule for a permission, if the policy has one.
+    pub fn rule(&self, permission: Permission) -> Option<&Rule> {
+        self.rules.get(&permission)
     }
 
     /// Every permission with its decision, in declaration order.
@@ -313,7 +381,7 @@ impl Policy {
             .collect()
     }
 
-    /// The set of permissions granted.
+    /// The set of permissions granted to a person.
     pub fn granted(
         &self,
         scopes: &BTreeSet<String>,
@@ -325,6 +393,26 @@ impl Policy {
             .map(|d| d.permission)
             .collect()
     }
+
+    /// The set of permissions granted to a service client.
+    pub fn granted_client(
+        &self,
+        scopes: &BTreeSet<String>,
+        client_id: &str,
+    ) -> BTreeSet<Permission> {
+        Permission::ALL
+            .iter()
+            .copied()
+            .filter(|p| self.decide_client(*p, scopes, client_id).allowed)
+            .collect()
+    }
+}
+
+/// Who a decision is for: a person (by groups) or a service client (by client id).
+#[derive(Clone, Copy)]
+enum Holder<'a> {
+    Person(&'a BTreeSet<String>),
+    Client(&'a str),
 }
 
 #[cfg(test)]
@@ -392,6 +480,7 @@ mod tests {
             RuleSpec {
                 scopes: vec!["admin.users.read".into()],
                 groups: vec![AGENTS.into()],
+                clients: vec![],
             },
         );
         let policy = Policy::compile(Some(rules), &["admin.users.read".to_string()]).unwrap();
@@ -416,9 +505,91 @@ mod tests {
             RuleSpec {
                 scopes: vec![],
                 groups: vec![],
+                clients: vec![],
             },
         );
         let errs = Policy::compile(Some(rules), &[]).unwrap_err();
-        assert!(errs[0].contains("lists no groups"), "{errs:?}");
+        assert!(
+            errs[0].contains("lists no groups and no clients"),
+            "{errs:?}"
+        );
+    }
+
+    fn client_policy() -> Policy {
+        let mut rules = Policy::default_rules();
+        rules.insert(
+            "users.read".to_string(),
+            RuleSpec {
+                scopes: vec!["admin.users.read".into()],
+                groups: vec![AGENTS.into()],
+                clients: vec!["0oaSupport".into()],
+            },
+        );
+        rules.insert(
+            "users.create".to_string(),
+            RuleSpec {
+                scopes: vec!["admin.users.create".into()],
+                groups: vec![],
+                clients: vec!["0oaSupport".into()],
+            },
+        );
+        Policy::compile(Some(rules), &crate::config::default_scopes()).unwrap()
+    }
+
+    #[test]
+    fn a_client_needs_all_scopes_and_to_be_listed() {
+        use crate::auth::principal::fake;
+        let policy = client_policy();
+        let support = fake::service(
+            &policy,
+            "0oaSupport",
+            &["admin.users.read", "admin.users.create"],
+        );
+        assert!(support.can(Permission::UsersRead));
+        assert!(support.can(Permission::UsersCreate));
+        // Listed under groups only: a client gets nothing, whatever its scopes.
+        assert!(!support.can(Permission::UsersUnlock));
+        // Extra scopes for an unlisted client give nothing.
+        let rogue = fake::service(
+            &policy,
+            "0oaRogue",
+            &["admin.users.read", "admin.users.create"],
+        );
+        assert!(rogue.granted.is_empty(), "{:?}", rogue.granted);
+        let d = rogue.decide(&policy, Permission::UsersRead);
+        assert!(d.missing_client && !d.missing_group);
+        assert_eq!(
+            d.explanation(),
+            "Denied: this client is not one of 0oaSupport."
+        );
+        // Listed, but without the scope.
+        let narrow = fake::service(&policy, "0oaSupport", &["admin.users.read"]);
+        assert!(!narrow.can(Permission::UsersCreate));
+        assert_eq!(
+            narrow
+                .decide(&policy, Permission::UsersCreate)
+                .missing_scopes,
+            vec!["admin.users.create".to_string()]
+        );
+    }
+
+    #[test]
+    fn a_clients_only_rule_grants_people_nothing() {
+        use crate::auth::principal::fake;
+        let policy = client_policy();
+        let agent = fake::agent(
+            &policy,
+            &[AGENTS, MANAGERS, ADMINS],
+            &["admin.users.create", "admin.users.read"],
+        );
+        assert!(!agent.can(Permission::UsersCreate));
+        assert!(agent.can(Permission::UsersRead));
+        // A person is never matched by client id, even one equal to their subject.
+        let d = policy.decide_client(
+            Permission::UsersRead,
+            &set(&["admin.users.read"]),
+            "00uAgent",
+        );
+        assert!(!d.allowed);
     }
 }

@@ -47,6 +47,10 @@ pub struct AgentSession {
     pub access_expires_at: i64,
     /// Unix seconds of sign-in (for the absolute timeout).
     pub signed_in_at: i64,
+    /// Unix seconds of the last authentication at the provider (`auth_time` in the ID
+    /// token), when the provider sent it.
+    #[serde(default)]
+    pub auth_time: Option<i64>,
 }
 
 /// A sign-in in progress: what the callback must check.

@@ -459,7 +459,7 @@ async fn export(
         Action::AuditExport,
         Outcome::Success,
         agent.actor(),
-        agent.meta.clone(),
+        agent.meta().clone(),
     )
     .permission(perm_export())
     .detail(format!(

@@ -38,10 +38,10 @@ impl PageCtx {
                 name: agent.data.name.clone(),
                 login: agent.data.login.clone(),
             }),
-            granted: agent.granted.clone(),
+            granted: agent.principal.granted.clone(),
             csrf: session::csrf_token(&agent.session).await?,
             flashes: session::take_flashes(&agent.session).await?,
-            request_id: agent.meta.request_id.clone(),
+            request_id: agent.meta().request_id.clone(),
             section,
             assets: state.assets.clone(),
         })

@@ -24,7 +24,7 @@ pub async fn home(State(state): State<AppState>, agent: Agent) -> Result<Html<St
     Ok(Html(
         HomePage {
             ctx,
-            granted_count: agent.granted.len(),
+            granted_count: agent.principal.granted.len(),
         }
         .render()?,
     ))

@@ -320,6 +320,7 @@ async fn viewers_and_read_only_agents_cannot_change_factors() {
             RuleSpec {
                 scopes: vec!["admin.factors.manage".into()],
                 groups: vec!["Portal-Managers".into()],
+                clients: vec![],
             },
         );
         c.policy.permissions = Some(rules);

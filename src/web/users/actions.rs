@@ -336,7 +336,7 @@ async fn perform<A: UserAction>(
                 kind.audit_action(),
                 Outcome::Failure,
                 agent.actor(),
-                agent.meta.clone(),
+                agent.meta().clone(),
             )
             .permission(kind.permission().as_str())
             .target(Target {
@@ -358,7 +358,7 @@ async fn perform<A: UserAction>(
             kind.audit_action(),
             outcome,
             agent.actor(),
-            agent.meta.clone(),
+            agent.meta().clone(),
         )
         .permission(kind.permission().as_str())
         .target(target_of(&user))
@@ -439,7 +439,7 @@ async fn perform<A: UserAction>(
                     FlashKind::Warning,
                     format!(
                         "The action succeeded but could not be written to the audit trail. Tell an administrator (request id {}).",
-                        agent.meta.request_id
+                        agent.meta().request_id
                     ),
                 )
                 .await?;

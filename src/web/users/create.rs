@@ -327,7 +327,7 @@ pub async fn create(
             Action::UserCreate,
             outcome,
             agent.actor(),
-            agent.meta.clone(),
+            agent.meta().clone(),
         )
         .permission(perm_name())
         .target(target)
@@ -354,7 +354,7 @@ pub async fn create(
                     FlashKind::Warning,
                     format!(
                         "The user was created but the audit record could not be written. Tell an administrator (request id {}).",
-                        agent.meta.request_id
+                        agent.meta().request_id
                     ),
                 )
                 .await?;

@@ -155,7 +155,7 @@ fn event(
     user: &User,
     why: &Why,
 ) -> NewEvent {
-    NewEvent::new(action, outcome, agent.actor(), agent.meta.clone())
+    NewEvent::new(action, outcome, agent.actor(), agent.meta().clone())
         .permission(permission.as_str())
         .target(target_of(user))
         .why(
@@ -173,7 +173,7 @@ async fn record_done(state: &AppState, agent: &Agent, event: NewEvent) -> Result
             FlashKind::Warning,
             format!(
                 "The change was made in Okta but could not be written to the audit trail. Tell an administrator (request id {}).",
-                agent.meta.request_id
+                agent.meta().request_id
             ),
         )
         .await?;

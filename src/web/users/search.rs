@@ -282,12 +282,12 @@ pub async fn page(
         let status = status_of(&results, failure);
         let fragment = ResultsFragment {
             results,
-            request_id: agent.meta.request_id.clone(),
+            request_id: agent.meta().request_id.clone(),
         };
         return Ok((status, Html(fragment.render()?)).into_response());
     }
     let ctx = PageCtx::for_agent(&agent, &state, "users").await?;
-    let request_id = agent.meta.request_id.clone();
+    let request_id = agent.meta().request_id.clone();
     // Independent Okta calls run concurrently. The group list is a convenience: if it
     // cannot be read the page still works.
     let ((results, failure), groups) =
