@@ -36,10 +36,16 @@ pub enum Action {
     FactorResend,
     FactorReset,
     FactorResetAll,
+    UserClearSessions,
+    UserUpdateProfile,
+    UserGroupAdd,
+    UserGroupRemove,
+    UserRegister,
+    UserRecover,
 }
 
 impl Action {
-    pub const ALL: [Action; 19] = [
+    pub const ALL: [Action; 25] = [
         Action::SignIn,
         Action::SignOut,
         Action::AccessDenied,
@@ -59,6 +65,12 @@ impl Action {
         Action::FactorResend,
         Action::FactorReset,
         Action::FactorResetAll,
+        Action::UserClearSessions,
+        Action::UserUpdateProfile,
+        Action::UserGroupAdd,
+        Action::UserGroupRemove,
+        Action::UserRegister,
+        Action::UserRecover,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -82,6 +94,12 @@ impl Action {
             Action::FactorResend => "factors.resend",
             Action::FactorReset => "factors.reset",
             Action::FactorResetAll => "factors.reset_all",
+            Action::UserClearSessions => "user.clear_sessions",
+            Action::UserUpdateProfile => "user.update_profile",
+            Action::UserGroupAdd => "user.group_add",
+            Action::UserGroupRemove => "user.group_remove",
+            Action::UserRegister => "user.register",
+            Action::UserRecover => "user.recover",
         }
     }
 }

@@ -58,6 +58,11 @@ permissions! {
     UsersExpirePassword => "users.expire_password", "Expire passwords";
     UsersDelete => "users.delete", "Delete deactivated users";
     UsersProtected => "users.protected", "Change protected users";
+    UsersProfile => "users.profile", "Edit user profiles";
+    UsersSessions => "users.sessions", "Sign users out everywhere";
+    UsersGroups => "users.groups", "Change group memberships";
+    UsersRegister => "users.register", "Register new users (self-registration)";
+    UsersRecover => "users.recover", "Start password recovery (forgot password)";
     FactorsRead => "factors.read", "View MFA factors";
     FactorsEnroll => "factors.enroll", "Enroll MFA factors";
     FactorsReset => "factors.reset", "Reset MFA factors";
@@ -225,6 +230,9 @@ impl Policy {
             (UsersResetPassword, "admin.users.lifecycle", &agents),
             (UsersExpirePassword, "admin.users.lifecycle", &agents),
             (UsersDelete, "admin.users.delete", &managers),
+            (UsersProfile, "admin.users.profile", &agents),
+            (UsersSessions, "admin.users.sessions", &agents),
+            (UsersGroups, "admin.users.groups", &agents),
             (FactorsRead, "admin.factors.read", &agents),
             (FactorsEnroll, "admin.factors.manage", &agents),
             (FactorsReset, "admin.factors.manage", &agents),

@@ -406,6 +406,9 @@ pub const PORTAL_SCOPES_AGENT: &[&str] = &[
     "admin.users.read",
     "admin.users.create",
     "admin.users.lifecycle",
+    "admin.users.profile",
+    "admin.users.sessions",
+    "admin.users.groups",
     "admin.factors.read",
     "admin.factors.manage",
 ];
