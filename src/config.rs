@@ -13,6 +13,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::auth::policy::{Policy, PolicyFile, RuleSpec};
+pub use crate::ops::config::{ENROLL_TYPES, MfaConfig, UsersConfig};
 
 pub const ENV_PREFIX: &str = "ADMIN_PORTAL";
 
@@ -37,42 +38,6 @@ pub struct Config {
     pub mfa: MfaConfig,
 }
 
-/// Which factors agents may enroll for users.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MfaConfig {
-    /// Any of `google_authenticator`, `okta_verify_totp`, `sms`, `call`, `email`.
-    #[serde(default = "default_enroll_types")]
-    pub enroll_types: Vec<String>,
-    /// The issuer shown in authenticator apps for TOTP enrollments.
-    #[serde(default = "default_totp_issuer")]
-    pub totp_issuer: String,
-}
-
-impl Default for MfaConfig {
-    fn default() -> Self {
-        Self {
-            enroll_types: default_enroll_types(),
-            totp_issuer: default_totp_issuer(),
-        }
-    }
-}
-
-pub const ENROLL_TYPES: [&str; 5] = [
-    "google_authenticator",
-    "okta_verify_totp",
-    "sms",
-    "call",
-    "email",
-];
-
-fn default_enroll_types() -> Vec<String> {
-    ENROLL_TYPES.iter().map(|s| s.to_string()).collect()
-}
-fn default_totp_issuer() -> String {
-    "Okta".into()
-}
-
 /// The audit trail's retention. Nothing is deleted automatically: `audit prune` without
 /// `--before` removes what is older than `retention_days`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -80,63 +45,6 @@ fn default_totp_issuer() -> String {
 pub struct AuditConfig {
     #[serde(default)]
     pub retention_days: Option<u32>,
-}
-
-/// Rules for the user pages.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UsersConfig {
-    /// Groups (by name) an agent may add a new user to.
-    #[serde(default = "default_create_groups")]
-    pub create_groups: Vec<String>,
-    /// Members of these groups may only be changed with the `users.protected` permission.
-    #[serde(default = "default_protected_groups")]
-    pub protected_groups: Vec<String>,
-    /// Shortest accepted reason for a change, in characters.
-    #[serde(default = "default_reason_min")]
-    pub reason_min_length: usize,
-    /// Pattern a ticket reference must match (empty: any text).
-    #[serde(default = "default_ticket_pattern")]
-    pub ticket_pattern: String,
-    /// Whether a ticket reference is required.
-    #[serde(default)]
-    pub ticket_required: bool,
-    /// Users per search page.
-    #[serde(default = "default_page_size")]
-    pub page_size: u32,
-}
-
-impl Default for UsersConfig {
-    fn default() -> Self {
-        Self {
-            create_groups: default_create_groups(),
-            protected_groups: default_protected_groups(),
-            reason_min_length: default_reason_min(),
-            ticket_pattern: default_ticket_pattern(),
-            ticket_required: false,
-            page_size: default_page_size(),
-        }
-    }
-}
-
-fn default_create_groups() -> Vec<String> {
-    vec![
-        "Support Tier 1".into(),
-        "Engineering".into(),
-        "Sales".into(),
-    ]
-}
-fn default_protected_groups() -> Vec<String> {
-    vec!["Portal-Admins".into(), "Executives".into()]
-}
-fn default_reason_min() -> usize {
-    10
-}
-fn default_ticket_pattern() -> String {
-    r"^[A-Z][A-Z0-9]+-\d+$".into()
-}
-fn default_page_size() -> u32 {
-    20
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -507,9 +415,7 @@ impl Config {
                     .to_string(),
             );
         }
-        if self.users.page_size == 0 || self.users.page_size > 200 {
-            problems.push("users.page_size must be between 1 and 200".to_string());
-        }
+        problems.extend(self.users.problems());
         match policy {
             Some(policy) if problems.is_empty() => Ok(ValidConfig {
                 config: self,
