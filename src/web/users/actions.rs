@@ -186,11 +186,7 @@ async fn invalid(
     typed: Typed,
 ) -> Result<Response, AppError> {
     let (user, _) = state.ops.read_user(user).await?;
-    let failed = Failed {
-        status: StatusCode::UNPROCESSABLE_ENTITY,
-        refusal: None,
-        failure: None,
-    };
+    let failed = Failed::none(StatusCode::UNPROCESSABLE_ENTITY);
     render(state, agent, op, user, typed, failed).await
 }
 

@@ -201,20 +201,19 @@ pub async fn create(
         (why, _) => {
             errors.extend(crate::ops::users::validate_new_user(&input, &groups));
             let why_errors = why.err().unwrap_or_default();
+            let (status, failure) = (StatusCode::UNPROCESSABLE_ENTITY, None);
             let problems = Problems {
                 errors,
                 why_errors,
-                failure: None,
+                failure,
             };
-            let status = StatusCode::UNPROCESSABLE_ENTITY;
             return render(&state, &agent, (form, why_form), groups, problems, status).await;
         }
     };
-    match state
+    let created = state
         .ops
-        .create_user(&agent.principal, input, &groups, &why)
-        .await
-    {
+        .create_user(&agent.principal, input, &groups, &why);
+    match created.await {
         Ok(done) => {
             let user = &done.value;
             let status = user.status.label().to_lowercase();

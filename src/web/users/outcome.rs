@@ -46,6 +46,17 @@ pub struct Failed {
     pub failure: Option<(String, String)>,
 }
 
+impl Failed {
+    /// Nothing failed (yet): a page shown with `status`.
+    pub fn none(status: StatusCode) -> Failed {
+        Failed {
+            status,
+            refusal: None,
+            failure: None,
+        }
+    }
+}
+
 /// The status of a refusal shown on a form page: 409 when it is about the user's state.
 fn refusal_status(refusal: &Refusal) -> StatusCode {
     if refusal.is_conflict() {

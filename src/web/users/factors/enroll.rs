@@ -85,11 +85,7 @@ fn no_problems() -> Problems {
         status: StatusCode::OK,
         errors: FieldErrors::new(),
         why_errors: WhyErrors::default(),
-        failed: Failed {
-            status: StatusCode::OK,
-            refusal: None,
-            failure: None,
-        },
+        failed: Failed::none(StatusCode::OK),
     }
 }
 
