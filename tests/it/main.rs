@@ -12,6 +12,7 @@ mod factors;
 mod faults;
 mod helpers;
 mod okta_client;
+mod ops;
 mod policy;
 mod sim;
 mod sim_factors;
