@@ -161,7 +161,7 @@ pub enum OpError {
     /// Okta refused or failed (recorded as a failure).
     #[error("Okta: {}", .error.summary)]
     Okta {
-        error: OktaError,
+        error: Box<OktaError>,
         user: Option<Box<User>>,
     },
     /// A refusal or failure that could not be recorded: the request fails.

@@ -146,7 +146,6 @@ struct Problems {
 }
 
 async fn render(
-    state: &AppState,
     agent: &Agent,
     (form, why): (CreateForm, WhyForm),
     groups: Vec<Group>,
@@ -154,7 +153,7 @@ async fn render(
     status: StatusCode,
 ) -> Result<Response, AppError> {
     let page = NewUserPage {
-        ctx: PageCtx::for_agent(agent, state, "users").await?,
+        ctx: PageCtx::for_agent(agent, "users").await?,
         form,
         why,
         errors: problems.errors,
@@ -176,15 +175,7 @@ pub async fn form(
     };
     let groups = state.ops.create_groups().await?;
     let typed = (form, WhyForm::default());
-    render(
-        &state,
-        &agent,
-        typed,
-        groups,
-        Problems::default(),
-        StatusCode::OK,
-    )
-    .await
+    render(&agent, typed, groups, Problems::default(), StatusCode::OK).await
 }
 
 pub async fn create(
@@ -207,7 +198,7 @@ pub async fn create(
                 why_errors,
                 failure,
             };
-            return render(&state, &agent, (form, why_form), groups, problems, status).await;
+            return render(&agent, (form, why_form), groups, problems, status).await;
         }
     };
     let created = state
@@ -223,7 +214,7 @@ pub async fn create(
         }
         Err(e) => {
             let (problems, status) = problems_of(e)?;
-            render(&state, &agent, (form, why_form), groups, problems, status).await
+            render(&agent, (form, why_form), groups, problems, status).await
         }
     }
 }

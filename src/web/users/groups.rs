@@ -80,7 +80,7 @@ async fn render(
         (g, changeable)
     });
     let page = GroupsPage {
-        ctx: PageCtx::for_agent(agent, state, "users").await?,
+        ctx: PageCtx::for_agent(agent, "users").await?,
         user,
         member_of: member_of.collect(),
         addable,

@@ -114,7 +114,7 @@ pub fn into_app_error(error: OpError) -> AppError {
             ..
         } => AppError::Forbidden(d),
         OpError::Refused { refusal, .. } => AppError::Refused(refusal.message()),
-        OpError::Okta { error, .. } => AppError::Okta(error),
+        OpError::Okta { error, .. } => AppError::Okta(*error),
         OpError::Unrecorded(e) => {
             AppError::Internal(e.context("audit record of a refusal or failure"))
         }

@@ -66,7 +66,7 @@ async fn render(
         })
         .collect();
     let page = ProfilePage {
-        ctx: PageCtx::for_agent(agent, state, "users").await?,
+        ctx: PageCtx::for_agent(agent, "users").await?,
         user,
         fields,
         errors: shown.errors,

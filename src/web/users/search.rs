@@ -272,7 +272,7 @@ pub async fn page(
         };
         return Ok((status, Html(fragment.render()?)).into_response());
     }
-    let ctx = PageCtx::for_agent(&agent, &state, "users").await?;
+    let ctx = PageCtx::for_agent(&agent, "users").await?;
     let request_id = agent.meta().request_id.clone();
     // Independent Okta calls run concurrently. The group list is a convenience: if it
     // cannot be read the page still works.

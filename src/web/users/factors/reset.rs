@@ -32,14 +32,13 @@ struct ResetPage {
 
 /// The confirmation page, as first shown or re-rendered.
 async fn render(
-    state: &AppState,
     agent: &Agent,
     (user, factor): (User, Option<Factor>),
     (why, why_errors): (WhyForm, WhyErrors),
     failed: Failed,
 ) -> Result<Response, AppError> {
     let page = ResetPage {
-        ctx: PageCtx::for_agent(agent, state, "users").await?,
+        ctx: PageCtx::for_agent(agent, "users").await?,
         user,
         factor,
         why,
@@ -87,7 +86,7 @@ async fn form(
             .map(|r| r.message()),
         failure: None,
     };
-    render(&state, agent, (user, factor), Default::default(), shown).await
+    render(agent, (user, factor), Default::default(), shown).await
 }
 
 pub async fn reset_one_form(
@@ -120,7 +119,7 @@ async fn reset(
         Err(errors) => {
             let (user, _, factor) = read(&state, &user, factor_id.as_deref()).await?;
             let failed = Failed::none(StatusCode::UNPROCESSABLE_ENTITY);
-            return render(&state, agent, (user, factor), (typed, errors), failed).await;
+            return render(agent, (user, factor), (typed, errors), failed).await;
         }
     };
     let result = call(&state, &agent.principal, &user, factor_id.as_deref(), &why).await;
@@ -135,14 +134,7 @@ async fn reset(
                 Some(fid) => state.okta.get_factor(&user.id, fid).await.ok(),
                 None => None,
             };
-            render(
-                &state,
-                agent,
-                (user, factor),
-                (typed, WhyErrors::default()),
-                failed,
-            )
-            .await
+            render(agent, (user, factor), (typed, WhyErrors::default()), failed).await
         }
     }
 }
