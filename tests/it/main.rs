@@ -13,8 +13,5 @@ mod faults;
 mod helpers;
 mod okta_client;
 mod policy;
-mod sim;
-mod sim_factors;
-mod sim_users;
 mod users;
 mod web;
