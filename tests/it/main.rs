@@ -14,8 +14,5 @@ mod helpers;
 mod okta_client;
 mod ops;
 mod policy;
-mod sim;
-mod sim_factors;
-mod sim_users;
 mod users;
 mod web;

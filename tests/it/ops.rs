@@ -2,7 +2,7 @@
 //! group membership — through the real pages: success, each refusal, Okta's errors, and the one
 //! audit record each attempt writes.
 
-use admin_portal::okta_sim::{Fault, FaultKind};
+use okta_sim::{Fault, FaultKind};
 
 use crate::helpers::*;
 
@@ -259,7 +259,7 @@ async fn profile_problems_are_shown_on_the_form() {
     assert_eq!(row.okta_error_code.as_deref(), Some("E0000009"));
     // A deactivated user's profile cannot be edited.
     t.sim()
-        .set_user_status(&id, admin_portal::okta_sim::UserStatus::Deprovisioned);
+        .set_user_status(&id, okta_sim::UserStatus::Deprovisioned);
     let page = b.get(&format!("/users/{id}/profile")).await;
     assert!(page.text("#refusal").unwrap().contains("deactivated"));
     let post = b

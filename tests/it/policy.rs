@@ -204,7 +204,7 @@ async fn a_valid_form_without_the_permission_is_refused_by_the_server() {
     };
     assert!(
         t.sim()
-            .set_user_status(&target, admin_portal::okta_sim::UserStatus::Deprovisioned)
+            .set_user_status(&target, okta_sim::UserStatus::Deprovisioned)
     );
     let b = t.signed_in(AGENT).await;
     let token = b.csrf_token().await;
