@@ -183,6 +183,6 @@ where
         ));
         // A denial is refused whether or not it could be recorded; a failed write is logged.
         let _ = AuditStore::from_ref(state).record(event).await;
-        Err(AppError::Forbidden(Box::new(decision)))
+        Err(AppError::Forbidden(Box::new(decision.into())))
     }
 }
