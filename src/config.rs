@@ -165,6 +165,7 @@ impl Config {
     }
 
     /// The base URL people use to reach the portal, without a trailing slash.
+    #[allow(clippy::expect_used, reason = "a literal URL always parses")]
     pub fn public_base(&self, bound: SocketAddr) -> Url {
         self.server.public_base_url.clone().unwrap_or_else(|| {
             Url::parse(&format!("http://{bound}"))
