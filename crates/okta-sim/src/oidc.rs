@@ -279,6 +279,14 @@ fn sso_session(state: &SimState, headers: &HeaderMap) -> Option<(String, SsoSess
     Some((sid, session))
 }
 
+/// The ACTIVE user of a valid SSO session cookie, with the session's `auth_time`. Takes the
+/// store's lock only for the lookup.
+fn sso_user(state: &SimState, headers: &HeaderMap) -> Option<(SimUser, i64)> {
+    let (_, sso) = sso_session(state, headers)?;
+    let user = state.store().users.get(&sso.user_id).cloned()?;
+    (user.status == UserStatus::Active).then_some((user, sso.auth_time))
+}
+
 fn login_form(
     params: &HashMap<String, String>,
     username: &str,
@@ -317,12 +325,9 @@ async fn authorize_get(
         .prompt
         .as_deref()
         .is_some_and(|p| p.contains("login"));
-    if !force_login
-        && let Some((_, sso)) = sso_session(&state, &headers)
-        && let Some(user) = state.store().users.get(&sso.user_id).cloned()
-        && user.status == UserStatus::Active
-    {
-        return issue_code(&state, request, &user, sso.auth_time, None);
+    // The store's lock must not be held here: `issue_code` takes it again.
+    if !force_login && let Some((user, auth_time)) = sso_user(&state, &headers) {
+        return issue_code(&state, request, &user, auth_time, None);
     }
     if request.prompt.as_deref() == Some("none") {
         return redirect_with(
