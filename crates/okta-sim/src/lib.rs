@@ -41,6 +41,7 @@ pub mod outbox;
 pub mod store;
 pub mod syslog;
 pub mod users;
+pub mod xsrf;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockWriteGuard};
