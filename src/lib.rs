@@ -8,6 +8,7 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod okta;
+pub mod ops;
 pub mod routes;
 pub mod session_store;
 pub mod startup;

@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tower_http::csrf::CsrfLayer;
@@ -12,6 +12,7 @@ use tower_http::trace::TraceLayer;
 use tower_sessions::SessionManagerLayer;
 
 use crate::auth::csrf;
+use crate::auth::extract::require_session;
 use crate::error::AppError;
 use crate::session_store::DbSessionStore;
 use crate::state::AppState;
@@ -30,7 +31,9 @@ pub fn content_security_policy(provider_origin: &str) -> String {
 pub fn router(state: AppState, sessions: SessionManagerLayer<DbSessionStore>) -> Router {
     let oidc = &state.config.oidc;
     // Pages and sign-in: cookies, sessions and CSRF tokens.
-    let browser = Router::new()
+    // Every page behind sign-in: the session check runs before the handler (a backstop;
+    // each handler's extractor still verifies the session fully).
+    let signed_in = Router::new()
         .route("/", get(pages::home))
         .route("/me", get(pages::me))
         .route("/activity", get(activity::index))
@@ -39,35 +42,9 @@ pub fn router(state: AppState, sessions: SessionManagerLayer<DbSessionStore>) ->
         .route("/activity/export.csv", get(activity::export_csv))
         .route("/activity/export.jsonl", get(activity::export_jsonl))
         .route("/activity/integrity", get(activity::integrity))
-        .route(
-            "/users",
-            get(users::search::page).post(users::create::create),
-        )
-        .route("/users/new", get(users::create::form))
-        .route("/users/{id}", get(users::detail::page))
-        .merge(users::actions::routes())
-        .route("/users/{id}/factors", post(users::factors::enroll))
-        .route("/users/{id}/factors/new", get(users::factors::new_form))
-        .route(
-            "/users/{id}/factors/reset-all",
-            get(users::factors::reset_all_form).post(users::factors::reset_all),
-        )
-        .route(
-            "/users/{id}/factors/{factor}/activate",
-            post(users::factors::activate),
-        )
-        .route(
-            "/users/{id}/factors/{factor}/resend",
-            post(users::factors::resend),
-        )
-        .route(
-            "/users/{id}/factors/{factor}/abandon",
-            post(users::factors::abandon),
-        )
-        .route(
-            "/users/{id}/factors/{factor}/reset",
-            get(users::factors::reset_one_form).post(users::factors::reset_one),
-        )
+        .merge(users::routes())
+        .route_layer(from_fn(require_session));
+    let browser = signed_in
         .route("/auth/login", get(auth::login))
         .route(&oidc.redirect_path, get(auth::callback))
         .route("/auth/logout", post(auth::logout))
@@ -91,7 +68,7 @@ pub fn router(state: AppState, sessions: SessionManagerLayer<DbSessionStore>) ->
         .fallback(errors::not_found)
         // Browser-level CSRF check (Sec-Fetch-Site / Origin); the token check is above.
         .layer(CsrfLayer::new().with_rejection_response(|_| AppError::Csrf.into_response()))
-        .layer(from_fn_with_state(state.clone(), errors::render_errors))
+        .layer(from_fn(errors::render_errors))
         .layer(header(header::CONTENT_SECURITY_POLICY, &csp))
         .layer(header(header::X_FRAME_OPTIONS, "DENY"))
         .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))

@@ -183,6 +183,26 @@ where
         ));
         // A denial is refused whether or not it could be recorded; a failed write is logged.
         let _ = AuditStore::from_ref(state).record(event).await;
-        Err(AppError::Forbidden(Box::new(decision)))
+        Err(AppError::Forbidden(Box::new(decision.into())))
     }
+}
+
+/// The browser router's backstop (a `route_layer`): a request to a signed-in route without an
+/// agent in its session goes to sign-in before any handler runs, even a handler that forgot to
+/// take an [`Agent`]. Handlers still verify the session fully through their extractor.
+pub async fn require_session(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<axum::response::Response, AppError> {
+    let (mut parts, body) = request.into_parts();
+    let session = session_of(&mut parts, &()).await?;
+    if session::agent(&session).await?.is_none() {
+        let return_to = (parts.method == Method::GET)
+            .then(|| parts.uri.path_and_query().map(|pq| pq.to_string()))
+            .flatten();
+        return Err(AppError::Unauthenticated { return_to });
+    }
+    Ok(next
+        .run(axum::extract::Request::from_parts(parts, body))
+        .await)
 }

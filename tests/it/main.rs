@@ -3,6 +3,8 @@
 //! Set `ADMIN_PORTAL_TEST_POSTGRES_URL` (e.g. postgres://postgres@127.0.0.1:5432/test) to run
 //! it against PostgreSQL instead of SQLite.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod activity;
 mod auth;
 mod browser;
@@ -12,6 +14,7 @@ mod factors;
 mod faults;
 mod helpers;
 mod okta_client;
+mod ops;
 mod policy;
 mod users;
 mod web;

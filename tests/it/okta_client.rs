@@ -91,7 +91,9 @@ async fn lifecycle_results_and_errors_are_typed() {
             .id
             .clone()
     };
-    okta.clear_sessions(&id).await.expect("clear sessions");
+    okta.clear_sessions(&id, false)
+        .await
+        .expect("clear sessions");
     let done = okta
         .lifecycle(&id, Lifecycle::Deactivate, None)
         .await

@@ -19,7 +19,7 @@ async fn policy_matrix_every_route_for_every_visitor() {
         (Who::Agent, t.signed_in(AGENT).await),
         (Who::Manager, t.signed_in(MANAGER).await),
     ];
-    let css = t.app.state.assets.url("app.css");
+    let css = admin_portal::web::assets::Assets::embedded().url("app.css");
     let id = {
         let store = t.sim().store();
         store

@@ -50,7 +50,7 @@ async fn pages_have_no_inline_script_or_style_and_load_vendored_htmx() {
 async fn assets_are_cached_for_a_year_behind_versioned_urls() {
     let t = TestApp::spawn().await;
     let b = t.browser();
-    let url = t.app.state.assets.url("app.css");
+    let url = admin_portal::web::assets::Assets::embedded().url("app.css");
     assert!(url.contains("?v="), "{url}");
     let page = b.get(&url).await;
     assert_eq!(page.status, 200);
@@ -61,7 +61,9 @@ async fn assets_are_cached_for_a_year_behind_versioned_urls() {
     assert_eq!(page.header("content-type"), "text/css; charset=utf-8");
     let stale = b.get("/static/app.css?v=old").await;
     assert_eq!(stale.header("cache-control"), "no-cache");
-    let htmx = b.get(&t.app.state.assets.url("htmx-2.0.11.min.js")).await;
+    let htmx = b
+        .get(&admin_portal::web::assets::Assets::embedded().url("htmx-2.0.11.min.js"))
+        .await;
     assert!(htmx.body.contains("htmx"), "vendored htmx is served");
 }
 
@@ -137,4 +139,35 @@ async fn audit_trail_refuses_updates_and_deletes() {
     assert!(update, "UPDATE must be refused");
     assert!(delete, "DELETE must be refused");
     assert_eq!(t.audit().await.len(), 1);
+}
+
+#[tokio::test]
+async fn every_signed_in_page_sends_a_stranger_to_sign_in_before_any_okta_call() {
+    let t = TestApp::spawn().await;
+    let b = t.browser();
+    let id = t.plain_active_user();
+    let calls_before = t.sim().request_count("*", "/api/v1/");
+    for path in [
+        "/".to_string(),
+        "/me".into(),
+        "/activity".into(),
+        "/activity/export.csv".into(),
+        "/users".into(),
+        "/users/new".into(),
+        format!("/users/{id}"),
+        format!("/users/{id}/suspend"),
+        format!("/users/{id}/clear-sessions"),
+        format!("/users/{id}/profile"),
+        format!("/users/{id}/groups"),
+        format!("/users/{id}/factors/new"),
+    ] {
+        let page = b.get(&path).await;
+        assert_eq!(page.status, 303, "{path}");
+        assert_eq!(
+            page.location(),
+            format!("/auth/login?return_to={}", url_encode(&path)),
+            "{path}"
+        );
+    }
+    assert_eq!(t.sim().request_count("*", "/api/v1/"), calls_before);
 }
