@@ -35,6 +35,8 @@ pub struct Config {
     pub audit: AuditConfig,
     #[serde(default)]
     pub mfa: MfaConfig,
+    #[serde(default)]
+    pub http: crate::web::security::HttpConfig,
 }
 
 /// Which factors agents may enroll for users.
@@ -80,6 +82,8 @@ fn default_totp_issuer() -> String {
 pub struct AuditConfig {
     #[serde(default)]
     pub retention_days: Option<u32>,
+    #[serde(default)]
+    pub throttle: crate::audit::throttle::ThrottleConfig,
 }
 
 /// Rules for the user pages.

@@ -54,6 +54,7 @@ pub fn config_for_simulator(
         users: UsersConfig::default(),
         audit: Default::default(),
         mfa: Default::default(),
+        http: Default::default(),
     })
 }
 
