@@ -4,15 +4,20 @@
 //! example `ADMIN_PORTAL__OIDC__CLIENT_SECRET` or `ADMIN_PORTAL__DATABASE__URL`.
 //! Secrets are wrapped in [`SecretString`] so that they never reach `Debug` output or logs.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use crate::auth::policy::{Policy, PolicyFile, RuleSpec};
+pub use crate::auth::oidc::{OidcConfig, default_scopes};
+use crate::auth::policy::Policy;
+pub use crate::auth::policy::PolicyConfig;
+pub use crate::auth::session::SessionConfig;
+pub use crate::db::DatabaseConfig;
+pub use crate::okta::{OktaConfig, OktaOAuthConfig};
+pub use crate::ops::config::{ENROLL_TYPES, MfaConfig, UsersConfig};
 
 pub const ENV_PREFIX: &str = "ADMIN_PORTAL";
 
@@ -39,42 +44,6 @@ pub struct Config {
     pub http: crate::web::security::HttpConfig,
 }
 
-/// Which factors agents may enroll for users.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MfaConfig {
-    /// Any of `google_authenticator`, `okta_verify_totp`, `sms`, `call`, `email`.
-    #[serde(default = "default_enroll_types")]
-    pub enroll_types: Vec<String>,
-    /// The issuer shown in authenticator apps for TOTP enrollments.
-    #[serde(default = "default_totp_issuer")]
-    pub totp_issuer: String,
-}
-
-impl Default for MfaConfig {
-    fn default() -> Self {
-        Self {
-            enroll_types: default_enroll_types(),
-            totp_issuer: default_totp_issuer(),
-        }
-    }
-}
-
-pub const ENROLL_TYPES: [&str; 5] = [
-    "google_authenticator",
-    "okta_verify_totp",
-    "sms",
-    "call",
-    "email",
-];
-
-fn default_enroll_types() -> Vec<String> {
-    ENROLL_TYPES.iter().map(|s| s.to_string()).collect()
-}
-fn default_totp_issuer() -> String {
-    "Okta".into()
-}
-
 /// The audit trail's retention. Nothing is deleted automatically: `audit prune` without
 /// `--before` removes what is older than `retention_days`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -84,63 +53,6 @@ pub struct AuditConfig {
     pub retention_days: Option<u32>,
     #[serde(default)]
     pub throttle: crate::audit::throttle::ThrottleConfig,
-}
-
-/// Rules for the user pages.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UsersConfig {
-    /// Groups (by name) an agent may add a new user to.
-    #[serde(default = "default_create_groups")]
-    pub create_groups: Vec<String>,
-    /// Members of these groups may only be changed with the `users.protected` permission.
-    #[serde(default = "default_protected_groups")]
-    pub protected_groups: Vec<String>,
-    /// Shortest accepted reason for a change, in characters.
-    #[serde(default = "default_reason_min")]
-    pub reason_min_length: usize,
-    /// Pattern a ticket reference must match (empty: any text).
-    #[serde(default = "default_ticket_pattern")]
-    pub ticket_pattern: String,
-    /// Whether a ticket reference is required.
-    #[serde(default)]
-    pub ticket_required: bool,
-    /// Users per search page.
-    #[serde(default = "default_page_size")]
-    pub page_size: u32,
-}
-
-impl Default for UsersConfig {
-    fn default() -> Self {
-        Self {
-            create_groups: default_create_groups(),
-            protected_groups: default_protected_groups(),
-            reason_min_length: default_reason_min(),
-            ticket_pattern: default_ticket_pattern(),
-            ticket_required: false,
-            page_size: default_page_size(),
-        }
-    }
-}
-
-fn default_create_groups() -> Vec<String> {
-    vec![
-        "Support Tier 1".into(),
-        "Engineering".into(),
-        "Sales".into(),
-    ]
-}
-fn default_protected_groups() -> Vec<String> {
-    vec!["Portal-Admins".into(), "Executives".into()]
-}
-fn default_reason_min() -> usize {
-    10
-}
-fn default_ticket_pattern() -> String {
-    r"^[A-Z][A-Z0-9]+-\d+$".into()
-}
-fn default_page_size() -> u32 {
-    20
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -171,200 +83,6 @@ impl Default for ServerConfig {
 
 fn default_bind() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OidcConfig {
-    /// Issuer URL of the OpenID Provider, e.g. `https://example.okta.com/oauth2/default`.
-    pub issuer: Url,
-    pub client_id: String,
-    pub client_secret: SecretString,
-    #[serde(default = "default_redirect_path")]
-    pub redirect_path: String,
-    /// Path the provider sends people back to after sign-out.
-    #[serde(default = "default_post_logout_path")]
-    pub post_logout_path: String,
-    #[serde(default = "default_scopes")]
-    pub scopes: Vec<String>,
-    /// Claim (in the ID token, else in the access token) that lists the agent's groups.
-    #[serde(default = "default_groups_claim")]
-    pub groups_claim: String,
-    /// Claim in the access token that lists the granted scopes (array or space-separated).
-    #[serde(default = "default_scopes_claim")]
-    pub scopes_claim: String,
-    /// Expected `aud` of the access token.
-    #[serde(default = "default_audience")]
-    pub access_token_audience: String,
-    /// Clock-skew leeway for `exp`/`iat`, in seconds.
-    #[serde(default = "default_leeway")]
-    pub leeway_seconds: u64,
-    /// How often the discovery document and JWKS are refreshed, in seconds.
-    #[serde(default = "default_discovery_ttl")]
-    pub discovery_ttl_seconds: u64,
-}
-
-fn default_redirect_path() -> String {
-    "/auth/callback".into()
-}
-fn default_post_logout_path() -> String {
-    "/signed-out".into()
-}
-/// The scopes requested at sign-in when `oidc.scopes` is not set.
-pub fn default_scopes() -> Vec<String> {
-    [
-        "openid",
-        "profile",
-        "email",
-        "groups",
-        "offline_access",
-        "admin.users.read",
-        "admin.users.create",
-        "admin.users.lifecycle",
-        "admin.users.delete",
-        "admin.users.profile",
-        "admin.users.sessions",
-        "admin.users.groups",
-        "admin.factors.read",
-        "admin.factors.manage",
-        "admin.audit.read",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-fn default_groups_claim() -> String {
-    "groups".into()
-}
-fn default_scopes_claim() -> String {
-    "scp".into()
-}
-fn default_audience() -> String {
-    "api://admin-portal".into()
-}
-fn default_leeway() -> u64 {
-    60
-}
-fn default_discovery_ttl() -> u64 {
-    3600
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OktaConfig {
-    /// Base URL of the Okta org, e.g. `https://example.okta.com`.
-    pub org_url: Url,
-    /// SSWS API token for the Management API (give this or `oauth`).
-    #[serde(default)]
-    pub api_token: Option<SecretString>,
-    /// OAuth 2.0 for Okta: a service app with `private_key_jwt` (give this or `api_token`).
-    #[serde(default)]
-    pub oauth: Option<OktaOAuthConfig>,
-    /// Timeout of one Management API call.
-    #[serde(default = "default_okta_timeout")]
-    pub timeout_seconds: u64,
-    /// Longest wait for a rate-limit window to reset before retrying a read.
-    #[serde(default = "default_retry_wait")]
-    pub max_retry_wait_seconds: u64,
-}
-
-fn default_okta_timeout() -> u64 {
-    10
-}
-fn default_retry_wait() -> u64 {
-    2
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OktaOAuthConfig {
-    pub client_id: String,
-    /// PEM (PKCS#8) private key of the service app, or
-    #[serde(default)]
-    pub private_key: Option<SecretString>,
-    /// a file holding it.
-    #[serde(default)]
-    pub private_key_file: Option<PathBuf>,
-    /// `kid` of the key registered with the app.
-    pub key_id: String,
-    #[serde(default = "default_okta_scopes")]
-    pub scopes: Vec<String>,
-}
-
-fn default_okta_scopes() -> Vec<String> {
-    [
-        "okta.users.read",
-        "okta.users.manage",
-        "okta.groups.read",
-        "okta.logs.read",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatabaseConfig {
-    /// `sqlite://path/to/file.db` (default) or `postgres://user@host/db`.
-    #[serde(default = "default_db_url")]
-    pub url: String,
-    #[serde(default = "default_max_connections")]
-    pub max_connections: u32,
-}
-
-impl Default for DatabaseConfig {
-    fn default() -> Self {
-        Self {
-            url: default_db_url(),
-            max_connections: default_max_connections(),
-        }
-    }
-}
-
-fn default_db_url() -> String {
-    "sqlite://admin-portal.db".into()
-}
-fn default_max_connections() -> u32 {
-    10
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SessionConfig {
-    /// A session with no request for this long ends.
-    #[serde(default = "default_idle")]
-    pub idle_timeout_minutes: u64,
-    /// A session ends this long after sign-in, however active.
-    #[serde(default = "default_absolute")]
-    pub absolute_timeout_minutes: u64,
-}
-
-impl Default for SessionConfig {
-    fn default() -> Self {
-        Self {
-            idle_timeout_minutes: default_idle(),
-            absolute_timeout_minutes: default_absolute(),
-        }
-    }
-}
-
-fn default_idle() -> u64 {
-    30
-}
-fn default_absolute() -> u64 {
-    8 * 60
-}
-
-/// The authorization policy: either a separate TOML file or inline rules; the built-in
-/// default policy applies when neither is given.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyConfig {
-    #[serde(default)]
-    pub file: Option<PathBuf>,
-    #[serde(default)]
-    pub permissions: Option<BTreeMap<String, RuleSpec>>,
 }
 
 /// A configuration that has been loaded and validated: the policy is compiled.
@@ -405,115 +123,30 @@ impl Config {
     /// Every problem with this configuration, in plain words. Empty means valid.
     pub fn validate(self) -> Result<ValidConfig, Vec<String>> {
         let mut problems = Vec::new();
-        if self.oidc.client_id.trim().is_empty() {
-            problems.push("oidc.client_id is empty".to_string());
-        }
-        if self.oidc.client_secret.expose_secret().trim().is_empty() {
-            problems.push("oidc.client_secret is empty".to_string());
-        }
-        if !self.oidc.scopes.iter().any(|s| s == "openid") {
-            problems.push("oidc.scopes must include \"openid\"".to_string());
-        }
-        for (name, path) in [
-            ("oidc.redirect_path", &self.oidc.redirect_path),
-            ("oidc.post_logout_path", &self.oidc.post_logout_path),
-        ] {
-            if !path.starts_with('/') || path.starts_with("//") {
-                problems.push(format!(
-                    "{name} must be an absolute path such as /auth/callback"
-                ));
-            }
-        }
-        check_http_url("oidc.issuer", &self.oidc.issuer, &mut problems);
-        check_http_url("okta.org_url", &self.okta.org_url, &mut problems);
-        if let Some(url) = &self.server.public_base_url {
-            check_http_url("server.public_base_url", url, &mut problems);
-            if url.path() != "/" {
-                problems.push("server.public_base_url must not have a path".to_string());
-            }
-        }
-        match (&self.okta.api_token, &self.okta.oauth) {
-            (Some(_), Some(_)) => problems
-                .push("okta: give either okta.api_token or okta.oauth, not both".to_string()),
-            (None, None) => problems.push(
-                "okta: give okta.api_token (SSWS) or an okta.oauth section (service app)"
-                    .to_string(),
-            ),
-            (None, Some(oauth)) => {
-                if oauth.private_key.is_some() == oauth.private_key_file.is_some() {
-                    problems.push(
-                        "okta.oauth: give exactly one of private_key and private_key_file"
-                            .to_string(),
-                    );
-                }
-                if oauth.scopes.iter().any(|s| !s.starts_with("okta.")) {
-                    problems.push("okta.oauth.scopes must all be okta.* scopes".to_string());
-                }
-            }
-            (Some(token), None) if token.expose_secret().trim().is_empty() => {
-                problems.push("okta.api_token is empty".to_string())
-            }
-            _ => {}
-        }
-        if self.okta.timeout_seconds == 0 {
-            problems.push("okta.timeout_seconds must be at least 1".to_string());
-        }
-        if !(self.database.url.starts_with("sqlite:")
-            || self.database.url.starts_with("postgres://")
-            || self.database.url.starts_with("postgresql://"))
-        {
-            problems.push("database.url must start with sqlite:// or postgres://".to_string());
-        }
-        if self.session.idle_timeout_minutes == 0 {
-            problems.push("session.idle_timeout_minutes must be at least 1".to_string());
-        }
-        if self.session.absolute_timeout_minutes < self.session.idle_timeout_minutes {
-            problems.push(
-                "session.absolute_timeout_minutes must not be shorter than session.idle_timeout_minutes"
-                    .to_string(),
-            );
-        }
-        let policy = match self.policy_source() {
-            Ok(source) => match Policy::compile(source, &self.oidc.scopes) {
-                Ok(p) => Some(p),
-                Err(errs) => {
-                    problems.extend(errs.into_iter().map(|e| format!("policy: {e}")));
-                    None
-                }
-            },
-            Err(e) => {
-                problems.push(e);
-                None
-            }
-        };
-        let ticket_pattern = if self.users.ticket_pattern.is_empty() {
-            None
-        } else {
-            match regex::Regex::new(&self.users.ticket_pattern) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    problems.push(format!("users.ticket_pattern is not a valid pattern: {e}"));
-                    None
-                }
-            }
-        };
-        for t in &self.mfa.enroll_types {
-            if !ENROLL_TYPES.contains(&t.as_str()) {
-                problems.push(format!(
-                    "mfa.enroll_types: unknown factor type \"{t}\" (known: {})",
-                    ENROLL_TYPES.join(", ")
-                ));
-            }
-        }
+        problems.extend(self.oidc.problems());
+        problems.extend(self.okta.problems());
+        problems.extend(self.server_problems());
+        problems.extend(self.database.problems());
+        problems.extend(self.session.problems());
+        problems.extend(self.mfa.problems());
+        problems.extend(self.users.problems());
         if self.audit.retention_days == Some(0) {
             problems.push(
                 "audit.retention_days must be at least 1 (or left out to keep everything)"
                     .to_string(),
             );
         }
-        if self.users.page_size == 0 || self.users.page_size > 200 {
-            problems.push("users.page_size must be between 1 and 200".to_string());
-        }
+        let policy = self
+            .policy
+            .compile(&self.oidc.scopes)
+            .map_err(|errs| problems.extend(errs))
+            .ok();
+        let ticket_pattern = self
+            .users
+            .compiled_ticket_pattern()
+            .map_err(|e| problems.push(e))
+            .ok()
+            .flatten();
         match policy {
             Some(policy) if problems.is_empty() => Ok(ValidConfig {
                 config: self,
@@ -524,23 +157,15 @@ impl Config {
         }
     }
 
-    fn policy_source(&self) -> Result<Option<BTreeMap<String, RuleSpec>>, String> {
-        match (&self.policy.file, &self.policy.permissions) {
-            (Some(_), Some(_)) => {
-                Err("policy: give either policy.file or policy.permissions, not both".into())
+    fn server_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(url) = &self.server.public_base_url {
+            check_http_url("server.public_base_url", url, &mut problems);
+            if url.path() != "/" {
+                problems.push("server.public_base_url must not have a path".to_string());
             }
-            (Some(path), None) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    format!("policy: cannot read policy file {}: {e}", path.display())
-                })?;
-                let file: PolicyFile = toml_from_str(&text).map_err(|e| {
-                    format!("policy: policy file {} is not valid: {e}", path.display())
-                })?;
-                Ok(Some(file.permissions))
-            }
-            (None, Some(inline)) => Ok(Some(inline.clone())),
-            (None, None) => Ok(None),
         }
+        problems
     }
 
     /// The base URL people use to reach the portal, without a trailing slash.
@@ -632,15 +257,7 @@ impl Config {
     }
 }
 
-fn toml_from_str(text: &str) -> Result<PolicyFile, String> {
-    config::Config::builder()
-        .add_source(config::File::from_str(text, config::FileFormat::Toml))
-        .build()
-        .and_then(|c| c.try_deserialize::<PolicyFile>())
-        .map_err(|e| e.to_string())
-}
-
-fn check_http_url(name: &str, url: &Url, problems: &mut Vec<String>) {
+pub fn check_http_url(name: &str, url: &Url, problems: &mut Vec<String>) {
     if url.scheme() != "https" && url.scheme() != "http" {
         problems.push(format!("{name} must be an http(s) URL"));
     }

@@ -38,35 +38,7 @@ pub fn router(state: AppState, sessions: SessionManagerLayer<DbSessionStore>) ->
         .route("/activity/export.csv", get(activity::export_csv))
         .route("/activity/export.jsonl", get(activity::export_jsonl))
         .route("/activity/integrity", get(activity::integrity))
-        .route(
-            "/users",
-            get(users::search::page).post(users::create::create),
-        )
-        .route("/users/new", get(users::create::form))
-        .route("/users/{id}", get(users::detail::page))
-        .merge(users::actions::routes())
-        .route("/users/{id}/factors", post(users::factors::enroll))
-        .route("/users/{id}/factors/new", get(users::factors::new_form))
-        .route(
-            "/users/{id}/factors/reset-all",
-            get(users::factors::reset_all_form).post(users::factors::reset_all),
-        )
-        .route(
-            "/users/{id}/factors/{factor}/activate",
-            post(users::factors::activate),
-        )
-        .route(
-            "/users/{id}/factors/{factor}/resend",
-            post(users::factors::resend),
-        )
-        .route(
-            "/users/{id}/factors/{factor}/abandon",
-            post(users::factors::abandon),
-        )
-        .route(
-            "/users/{id}/factors/{factor}/reset",
-            get(users::factors::reset_one_form).post(users::factors::reset_one),
-        )
+        .merge(users::routes())
         .route("/auth/login", get(auth::login))
         .route(&oidc.redirect_path, get(auth::callback))
         .route("/auth/logout", post(auth::logout))
@@ -93,7 +65,7 @@ pub fn router(state: AppState, sessions: SessionManagerLayer<DbSessionStore>) ->
         .layer(from_fn_with_state(http.clone(), security::timeout))
         // Browser-level CSRF check (Sec-Fetch-Site / Origin); the token check is above.
         .layer(CsrfLayer::new().with_rejection_response(|_| AppError::Csrf.into_response()))
-        .layer(from_fn_with_state(state.clone(), errors::render_errors))
+        .layer(from_fn(errors::render_errors))
         .layer(header(header::CONTENT_SECURITY_POLICY, &csp))
         .layer(header(header::X_FRAME_OPTIONS, "DENY"))
         .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))

@@ -16,9 +16,9 @@ use crate::auth::oidc::Oidc;
 use crate::config::ValidConfig;
 use crate::db::Database;
 use crate::okta::OktaClient;
+use crate::ops::Ops;
 use crate::session_store::DbSessionStore;
 use crate::state::AppState;
-use crate::web::assets::Assets;
 
 pub const USER_AGENT: &str = concat!("admin-portal/", env!("CARGO_PKG_VERSION"));
 
@@ -83,17 +83,28 @@ impl Application {
             .with_expiry(Expiry::OnInactivity(time::Duration::minutes(
                 config.session.idle_timeout_minutes as i64,
             )));
-        let audit = AuditStore::with_throttle(db.clone(), &config.audit.throttle);
+        let (policy, okta, audit) = (
+            Arc::new(policy),
+            Arc::new(okta),
+            AuditStore::with_throttle(db.clone(), &config.audit.throttle),
+        );
+        let ops = Ops::new(
+            okta.clone(),
+            audit.clone(),
+            policy.clone(),
+            config.users.clone(),
+            config.mfa.clone(),
+            ticket_pattern,
+        );
         let state = AppState {
             config: Arc::new(config),
-            policy: Arc::new(policy),
+            policy,
             oidc: Arc::new(oidc),
-            okta: Arc::new(okta),
+            okta,
             audit,
+            ops: Arc::new(ops),
             db,
-            assets: Arc::new(Assets::new()),
             public_base,
-            ticket_pattern: ticket_pattern.map(Arc::new),
         };
         let router = crate::routes::router(state.clone(), session_layer);
         Ok(Application {

@@ -10,7 +10,7 @@ use crate::auth::policy::Policy;
 use crate::config::Config;
 use crate::db::Database;
 use crate::okta::OktaClient;
-use crate::web::assets::Assets;
+use crate::ops::Ops;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -19,12 +19,11 @@ pub struct AppState {
     pub oidc: Arc<Oidc>,
     pub okta: Arc<OktaClient>,
     pub audit: AuditStore,
+    /// Every change to Okta goes through here.
+    pub ops: Arc<Ops>,
     pub db: Database,
-    pub assets: Arc<Assets>,
     /// The URL people use to reach the portal.
     pub public_base: Url,
-    /// Compiled `users.ticket_pattern`.
-    pub ticket_pattern: Option<Arc<regex::Regex>>,
 }
 
 macro_rules! substates {
@@ -44,4 +43,5 @@ substates! {
     oidc: Arc<Oidc>,
     okta: Arc<OktaClient>,
     audit: AuditStore,
+    ops: Arc<Ops>,
 }

@@ -151,11 +151,28 @@ pub struct User {
     pub transitioning_to_status: Option<String>,
     #[serde(default)]
     pub profile: Profile,
+    #[serde(default)]
+    pub credentials: Option<Credentials>,
     #[serde(rename = "_links", default)]
     pub links: BTreeMap<String, Value>,
 }
 
+/// What Okta says about a user's credentials (never a secret: only which kinds exist).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Credentials {
+    /// Present (as `{}`) when the user has a password.
+    #[serde(default)]
+    pub password: Option<Value>,
+}
+
 impl User {
+    /// Whether the user has a password in Okta (activation then makes them ACTIVE).
+    pub fn has_password(&self) -> bool {
+        self.credentials
+            .as_ref()
+            .is_some_and(|c| c.password.is_some())
+    }
+
     pub fn display_name(&self) -> String {
         let first = self.profile.first_name.as_deref().unwrap_or("").trim();
         let last = self.profile.last_name.as_deref().unwrap_or("").trim();
@@ -198,6 +215,9 @@ pub struct LifecycleResult {
     pub activation_url: Option<String>,
     #[serde(default)]
     pub reset_password_url: Option<String>,
+    /// The user's status, when Okta answers with the whole user (`expire_password`).
+    #[serde(default)]
+    pub status: Option<UserStatus>,
 }
 
 #[cfg(test)]

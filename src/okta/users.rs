@@ -78,6 +78,11 @@ fn user_path(id: &str) -> String {
     format!("/api/v1/users/{encoded}")
 }
 
+fn group_path(id: &str) -> String {
+    let encoded: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
+    format!("/api/v1/groups/{encoded}")
+}
+
 fn after_param(next: Option<&url::Url>) -> Option<String> {
     next?
         .query_pairs()
@@ -196,10 +201,16 @@ impl OktaClient {
         })
     }
 
-    pub async fn clear_sessions(&self, id: &str) -> Result<OktaResponse<()>, OktaError> {
-        let response: OktaResponse<Option<Value>> = self
-            .send(OktaRequest::delete(format!("{}/sessions", user_path(id))))
-            .await?;
+    /// Ends the user's Okta sessions; with `oauth_tokens` also revokes the OAuth tokens
+    /// issued to them.
+    pub async fn clear_sessions(
+        &self,
+        id: &str,
+        oauth_tokens: bool,
+    ) -> Result<OktaResponse<()>, OktaError> {
+        let request = OktaRequest::delete(format!("{}/sessions", user_path(id)))
+            .query("oauthTokens", oauth_tokens.to_string());
+        let response: OktaResponse<Option<Value>> = self.send(request).await?;
         Ok(OktaResponse {
             body: (),
             request_id: response.request_id,
@@ -232,6 +243,38 @@ impl OktaClient {
             next_after: after_param(response.next.as_ref()),
             users: response.body,
             request_id: response.request_id,
+        })
+    }
+
+    pub async fn get_group(&self, group_id: &str) -> Result<Group, OktaError> {
+        Ok(self
+            .send(OktaRequest::get(group_path(group_id)))
+            .await?
+            .body)
+    }
+
+    /// `PUT` (add) or `DELETE` (remove) `/api/v1/groups/{gid}/users/{uid}`.
+    pub async fn set_membership(
+        &self,
+        group_id: &str,
+        user_id: &str,
+        member: bool,
+    ) -> Result<OktaResponse<()>, OktaError> {
+        let path = format!(
+            "{}/users/{}",
+            group_path(group_id),
+            url::form_urlencoded::byte_serialize(user_id.as_bytes()).collect::<String>()
+        );
+        let request = if member {
+            OktaRequest::put(path)
+        } else {
+            OktaRequest::delete(path)
+        };
+        let response: OktaResponse<Option<Value>> = self.send(request).await?;
+        Ok(OktaResponse {
+            body: (),
+            request_id: response.request_id,
+            next: None,
         })
     }
 

@@ -2,14 +2,13 @@
 //! JSON problem, always with the request id. 5xx are logged once here.
 
 use askama::Template;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::json;
 
 use crate::error::{AppError, ErrorReport};
-use crate::state::AppState;
 use crate::web::layout::PageCtx;
 
 #[derive(Template)]
@@ -33,11 +32,7 @@ struct Asked {
     wants_json: bool,
 }
 
-pub async fn render_errors(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn render_errors(request: Request, next: Next) -> Response {
     let headers = request.headers();
     let asked = Asked {
         request_id: headers
@@ -71,7 +66,7 @@ pub async fn render_errors(
     }
     let mut out = match &report.redirect {
         Some(target) => redirect(&report, target, &asked),
-        None => render(&state, &report, &asked),
+        None => render(&report, &asked),
     };
     out.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -124,7 +119,7 @@ fn redirect(report: &ErrorReport, target: &str, asked: &Asked) -> Response {
     }
 }
 
-fn render(state: &AppState, report: &ErrorReport, asked: &Asked) -> Response {
+fn render(report: &ErrorReport, asked: &Asked) -> Response {
     let request_id = asked.request_id.as_str();
     if asked.wants_json {
         return problem(report, request_id);
@@ -136,7 +131,7 @@ fn render(state: &AppState, report: &ErrorReport, asked: &Asked) -> Response {
         return (report.status, Html(body)).into_response();
     }
     let page = ErrorPage {
-        ctx: PageCtx::anonymous(state, request_id),
+        ctx: PageCtx::anonymous(request_id),
         report,
     };
     match page.render() {

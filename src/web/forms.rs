@@ -1,5 +1,5 @@
 //! Form bodies with repeated fields (checkbox groups), and the reason/ticket every change
-//! requires.
+//! requires, as typed.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -57,74 +57,25 @@ impl FromRequest<AppState> for FormData {
     }
 }
 
-/// Okta accepts only characters that encode in at most 3 bytes of UTF-8.
-pub fn has_four_byte_chars(s: &str) -> bool {
-    s.chars().any(|c| c.len_utf8() > 3)
-}
+pub use crate::ops::WhyErrors;
 
-/// The "why" of a change: a reason (required) and a ticket reference.
+/// The reason and ticket as typed, kept to re-render a form; [`WhyForm::check`] turns them
+/// into the operations layer's validated [`Why`](crate::ops::Why).
 #[derive(Debug, Clone, Default)]
-pub struct Why {
+pub struct WhyForm {
     pub reason: String,
     pub ticket: String,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct WhyErrors {
-    pub reason: Option<String>,
-    pub ticket: Option<String>,
-}
-
-impl WhyErrors {
-    pub fn any(&self) -> bool {
-        self.reason.is_some() || self.ticket.is_some()
-    }
-}
-
-impl Why {
-    pub fn from_form(form: &FormData) -> Why {
-        Why {
+impl WhyForm {
+    pub fn from_form(form: &FormData) -> WhyForm {
+        WhyForm {
             reason: form.get("reason"),
             ticket: form.get("ticket"),
         }
     }
 
-    pub fn validate(&self, state: &AppState) -> WhyErrors {
-        let users = &state.config.users;
-        let mut errors = WhyErrors::default();
-        let length = self.reason.chars().count();
-        if length < users.reason_min_length {
-            errors.reason = Some(if length == 0 {
-                "Give a reason: it is kept in the audit trail.".to_string()
-            } else {
-                format!(
-                    "Give a reason of at least {} characters (you wrote {length}).",
-                    users.reason_min_length
-                )
-            });
-        } else if length > 500 {
-            errors.reason = Some("Keep the reason under 500 characters.".to_string());
-        } else if has_four_byte_chars(&self.reason) {
-            errors.reason = Some(
-                "The reason contains characters that cannot be stored (such as emoji).".into(),
-            );
-        }
-        if self.ticket.is_empty() {
-            if users.ticket_required {
-                errors.ticket = Some("Give the ticket reference.".to_string());
-            }
-        } else if let Some(pattern) = &state.ticket_pattern
-            && !pattern.is_match(&self.ticket)
-        {
-            errors.ticket = Some(format!(
-                "A ticket reference looks like SUP-1234 (pattern {}).",
-                users.ticket_pattern
-            ));
-        }
-        errors
-    }
-
-    pub fn ticket_opt(&self) -> Option<String> {
-        (!self.ticket.is_empty()).then(|| self.ticket.clone())
+    pub fn check(&self, ops: &crate::ops::Ops) -> Result<crate::ops::Why, WhyErrors> {
+        crate::ops::Why::new(&self.reason, &self.ticket, ops.why_rules())
     }
 }

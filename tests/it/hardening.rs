@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use admin_portal::audit::Target;
 use admin_portal::audit::{Action, Actor, AuditRecord, MAX_TEXT, NewEvent, Outcome, RequestMeta};
-use admin_portal::okta_sim::{Fault, FaultKind};
 use admin_portal::startup::EscapingWriter;
 use futures_util::StreamExt;
+use okta_sim::{Fault, FaultKind};
 
 use crate::helpers::*;
 

@@ -86,14 +86,14 @@ async fn lifecycle_results_and_errors_are_typed() {
         store
             .users
             .values()
-            .find(|u| {
-                u.login.contains('.') && u.status == admin_portal::okta_sim::UserStatus::Active
-            })
+            .find(|u| u.login.contains('.') && u.status == okta_sim::UserStatus::Active)
             .unwrap()
             .id
             .clone()
     };
-    okta.clear_sessions(&id).await.expect("clear sessions");
+    okta.clear_sessions(&id, false)
+        .await
+        .expect("clear sessions");
     let done = okta
         .lifecycle(&id, Lifecycle::Deactivate, None)
         .await

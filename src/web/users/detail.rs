@@ -5,14 +5,16 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::Html;
 
-use super::actions::{self, ActionKind};
+use super::outcome;
+use super::search::okta_failure;
 use crate::audit::AuditRecord;
-use crate::auth::extract::Require;
+use crate::auth::extract::{Agent, Require};
 use crate::auth::policy::perm;
 use crate::error::AppError;
 use crate::okta::factors::Factor;
 use crate::okta::logs::LogEvent;
 use crate::okta::models::{Group, User};
+use crate::ops::{Op, guard};
 use crate::state::AppState;
 use crate::web::layout::PageCtx;
 
@@ -22,7 +24,7 @@ struct DetailPage {
     ctx: PageCtx,
     user: User,
     groups: Vec<Group>,
-    actions: Vec<ActionKind>,
+    actions: Vec<Op>,
     refusal: Option<String>,
     history: Vec<(AuditRecord, bool)>,
     okta_log: OktaLog,
@@ -73,93 +75,135 @@ pub fn when(value: &Option<String>) -> String {
     }
 }
 
+/// Whether `id` has the shape of an Okta user id (so everything keyed by it can be fetched
+/// together with the user, instead of after it).
+fn is_okta_id(id: &str) -> bool {
+    id.len() == 20 && id.starts_with("00u") && id.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
 pub async fn page(
     State(state): State<AppState>,
     agent: Require<perm::UsersRead>,
     Path(id): Path<String>,
 ) -> Result<Html<String>, AppError> {
-    // Independent calls run concurrently.
-    // The user first (the path may hold a login); then everything keyed by the user id,
-    // concurrently.
-    let (user, groups) = actions::load(&state, &id).await?;
-    let id = user.id.clone();
+    let reference = outcome::user_ref(&id)?;
     let may_see_factors = agent.can(crate::auth::policy::Permission::FactorsRead);
+    // With an Okta id in the URL, one round trip; with a login, the user first.
+    let (loaded, related) = if is_okta_id(&id) {
+        tokio::join!(
+            state.ops.read_user(&reference),
+            related(&state, &id, may_see_factors)
+        )
+    } else {
+        let loaded = state.ops.read_user(&reference).await;
+        let user_id = loaded
+            .as_ref()
+            .map(|(u, _)| u.id.clone())
+            .unwrap_or_default();
+        (loaded, related(&state, &user_id, may_see_factors).await)
+    };
+    let (user, groups) = loaded?;
+    let (history, log, factors) = related;
+    let factors = factors.map(|r| r.map_err(|e| okta_failure(&e)));
+    let (history, okta_log) = correlate(history?, log);
+    let refusal = state.ops.target_refusal(&agent.principal, &user, &groups);
+    let actions = available_actions(&agent, &user, refusal.is_some());
+    let page = DetailPage {
+        ctx: PageCtx::for_agent(&agent, "users").await?,
+        extra: extra_attributes(&user),
+        user,
+        groups,
+        actions,
+        refusal: refusal.map(|r| r.message()),
+        history,
+        okta_log,
+        factors,
+    };
+    Ok(Html(page.render()?))
+}
+
+type Related = (
+    anyhow::Result<Vec<AuditRecord>>,
+    Result<Vec<LogEvent>, crate::okta::OktaError>,
+    Option<Result<Vec<Factor>, crate::okta::OktaError>>,
+);
+
+/// Everything keyed by the user id, concurrently.
+async fn related(state: &AppState, id: &str, factors: bool) -> Related {
     let factors_call = async {
-        if may_see_factors {
-            Some(state.okta.list_factors(&id).await)
+        if factors {
+            Some(state.okta.list_factors(id).await)
         } else {
             None
         }
     };
-    let (history, log, factors) = tokio::join!(
-        state.audit.by_target(&id, 20),
-        state.okta.user_log_events(&id, LOG_DAYS, 20),
+    tokio::join!(
+        state.audit.by_target(id, 20),
+        state.okta.user_log_events(id, LOG_DAYS, 20),
         factors_call
-    );
-    let factors = factors.map(|r| r.map_err(|e| crate::web::users::search::okta_failure(&e)));
-    let history = history?;
-    // Correlate by Okta request id: a portal action and the Okta event it caused.
-    let okta_log = match log {
+    )
+}
+
+/// Pairs portal actions and the Okta events they caused, by Okta request id.
+fn correlate(
+    history: Vec<AuditRecord>,
+    log: Result<Vec<LogEvent>, crate::okta::OktaError>,
+) -> (Vec<(AuditRecord, bool)>, OktaLog) {
+    let caused_by = |e: &LogEvent| {
+        let rid = e.request_id()?;
+        let record = history
+            .iter()
+            .find(|r| r.okta_request_id.as_deref() == Some(rid))?;
+        Some(format!("{} by {}", record.action, record.actor_label()))
+    };
+    let okta_log: OktaLog = match log {
         Ok(events) => Ok(events
             .into_iter()
             .map(|e| {
-                let from_portal = e.request_id().and_then(|rid| {
-                    history
-                        .iter()
-                        .find(|r| r.okta_request_id.as_deref() == Some(rid))
-                        .map(|r| format!("{} by {}", r.action, r.actor_label()))
-                });
+                let from_portal = caused_by(&e);
                 (e, from_portal)
             })
-            .collect::<Vec<_>>()),
-        Err(e) => Err(crate::web::users::search::okta_failure(&e)),
+            .collect()),
+        Err(e) => Err(okta_failure(&e)),
+    };
+    let seen = |r: &AuditRecord| {
+        let rid = r.okta_request_id.as_deref();
+        let events = okta_log.as_ref().map(|v| v.as_slice()).unwrap_or_default();
+        rid.is_some_and(|rid| events.iter().any(|(e, _)| e.request_id() == Some(rid)))
     };
     let history = history
         .into_iter()
         .map(|r| {
-            let seen = r.okta_request_id.as_deref().is_some_and(|rid| {
-                okta_log
-                    .as_ref()
-                    .is_ok_and(|events| events.iter().any(|(e, _)| e.request_id() == Some(rid)))
-            });
-            (r, seen)
+            let s = seen(&r);
+            (r, s)
         })
         .collect();
-    let refusal = actions::refusal(&agent, &state, &user, &groups);
-    let actions = if refusal.is_some() {
-        Vec::new()
-    } else {
-        ActionKind::ALL
-            .into_iter()
-            .filter(|k| agent.can(k.permission()) && k.offered_by_okta(&user))
-            .collect()
+    (history, okta_log)
+}
+
+/// The actions this agent may run on this user now (permission and Okta's offer).
+fn available_actions(agent: &Agent, user: &User, refused: bool) -> Vec<Op> {
+    if refused {
+        return Vec::new();
+    }
+    Op::USER_ACTIONS
+        .into_iter()
+        .filter(|op| agent.can(op.permission()) && guard::offered(*op, user).is_ok())
+        .collect()
+}
+
+/// Custom and less common profile attributes, as (label, text).
+fn extra_attributes(user: &User) -> Vec<(String, String)> {
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) if s.is_empty() => None,
+        serde_json::Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
     };
-    let extra = user
-        .profile
-        .other
-        .iter()
-        .filter_map(|(k, v)| {
-            let text = match v {
-                serde_json::Value::Null => return None,
-                serde_json::Value::String(s) if s.is_empty() => return None,
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            Some((humanize(k), text))
-        })
-        .collect();
-    let page = DetailPage {
-        ctx: PageCtx::for_agent(&agent, &state, "users").await?,
-        user,
-        groups,
-        actions,
-        refusal,
-        history,
-        okta_log,
-        factors,
-        extra,
-    };
-    Ok(Html(page.render()?))
+    let attributes = user.profile.other.iter();
+    attributes
+        .filter_map(|(k, v)| Some((humanize(k), text(v)?)))
+        .collect()
 }
 
 #[cfg(test)]
