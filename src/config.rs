@@ -40,6 +40,8 @@ pub struct Config {
     pub audit: AuditConfig,
     #[serde(default)]
     pub mfa: MfaConfig,
+    #[serde(default)]
+    pub http: crate::web::security::HttpConfig,
 }
 
 /// The audit trail's retention. Nothing is deleted automatically: `audit prune` without
@@ -49,6 +51,8 @@ pub struct Config {
 pub struct AuditConfig {
     #[serde(default)]
     pub retention_days: Option<u32>,
+    #[serde(default)]
+    pub throttle: crate::audit::throttle::ThrottleConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -55,6 +55,7 @@ pub fn config_for_simulator(
         users: UsersConfig::default(),
         audit: Default::default(),
         mfa: Default::default(),
+        http: Default::default(),
     })
 }
 

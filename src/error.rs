@@ -37,9 +37,44 @@ pub enum AppError {
     /// A Management API call failed.
     #[error("Okta call failed: {0}")]
     Okta(#[from] OktaError),
+    /// The request could not be read (axum's extractor rejections: path, query, form, JSON,
+    /// a body over the limit). `status` is the extractor's (400, 413, 415, 422, …).
+    #[error("request rejected ({status}): {message}")]
+    Rejected { status: StatusCode, message: String },
+    /// The request ran longer than `http.request_timeout_seconds`.
+    #[error("request timed out after {0} s")]
+    Timeout(u64),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
+
+impl AppError {
+    /// A rejection with the extractor's status and words (clipped; shown escaped).
+    pub fn rejected(status: StatusCode, message: &str) -> AppError {
+        AppError::Rejected {
+            status,
+            message: crate::audit::clip_to(message.trim(), 300).to_string(),
+        }
+    }
+}
+
+macro_rules! rejections {
+    ($($ty:ty),*) => {
+        $(impl From<$ty> for AppError {
+            fn from(r: $ty) -> Self {
+                AppError::rejected(r.status(), &r.body_text())
+            }
+        })*
+    };
+}
+
+rejections!(
+    axum::extract::rejection::BytesRejection,
+    axum::extract::rejection::FormRejection,
+    axum::extract::rejection::JsonRejection,
+    axum::extract::rejection::PathRejection,
+    axum::extract::rejection::QueryRejection
+);
 
 impl From<tower_sessions::session::Error> for AppError {
     fn from(e: tower_sessions::session::Error) -> Self {
@@ -120,6 +155,8 @@ impl AppError {
             AppError::SignIn(_) => StatusCode::BAD_REQUEST,
             AppError::Upstream(_) => StatusCode::BAD_GATEWAY,
             AppError::Okta(e) => okta_status(e.kind),
+            AppError::Rejected { status, .. } => *status,
+            AppError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -183,6 +220,22 @@ impl AppError {
                 report.internal = Some(detail.clone());
             }
             AppError::Okta(e) => okta_report(e, &mut report),
+            AppError::Rejected { status, message } => {
+                report.title = rejection_title(*status).into();
+                report.message = if *status == StatusCode::PAYLOAD_TOO_LARGE {
+                    "The form sent was too large to accept. Shorten what you typed and try again."
+                        .into()
+                } else {
+                    message.clone()
+                };
+            }
+            AppError::Timeout(seconds) => {
+                report.title = "The request took too long".into();
+                report.message = format!(
+                    "The portal stopped this request after {seconds} seconds. It may or may not have completed: check before trying again."
+                );
+                report.internal = Some(self.to_string());
+            }
             AppError::Internal(e) => {
                 report.title = "Something went wrong".into();
                 report.message =
@@ -191,6 +244,16 @@ impl AppError {
             }
         }
         report
+    }
+}
+
+fn rejection_title(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "Request too large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "Unsupported request",
+        StatusCode::METHOD_NOT_ALLOWED => "Method not allowed",
+        StatusCode::UNPROCESSABLE_ENTITY => "Invalid request",
+        _ => "Bad request",
     }
 }
 

@@ -12,6 +12,7 @@ mod cli;
 mod csrf;
 mod factors;
 mod faults;
+mod hardening;
 mod helpers;
 mod okta_client;
 mod ops;
