@@ -36,6 +36,8 @@ pub struct Config {
     pub audit: AuditConfig,
     #[serde(default)]
     pub mfa: MfaConfig,
+    #[serde(default)]
+    pub api: crate::api::ApiConfig,
 }
 
 /// The audit trail's retention. Nothing is deleted automatically: `audit prune` without
@@ -269,6 +271,9 @@ pub struct PolicyConfig {
     pub file: Option<PathBuf>,
     #[serde(default)]
     pub permissions: Option<BTreeMap<String, RuleSpec>>,
+    /// Every scope a rule needs must match this (default `^admin\.[a-z]+\.[a-z_]+$`).
+    #[serde(default)]
+    pub scope_pattern: Option<String>,
 }
 
 /// A configuration that has been loaded and validated: the policy is compiled.
@@ -416,6 +421,12 @@ impl Config {
             );
         }
         problems.extend(self.users.problems());
+        if let Some(policy) = &policy {
+            problems.extend(
+                self.api
+                    .problems(policy, self.policy.scope_pattern.as_deref()),
+            );
+        }
         match policy {
             Some(policy) if problems.is_empty() => Ok(ValidConfig {
                 config: self,

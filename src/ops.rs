@@ -29,7 +29,9 @@ pub mod groups;
 pub mod guard;
 pub mod input;
 pub mod lifecycle;
+pub mod reads;
 mod record;
+pub mod registration;
 pub mod users;
 
 pub use catalog::Op;

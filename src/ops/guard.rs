@@ -34,6 +34,8 @@ pub enum Refusal {
     Stale,
     /// Only an enrollment that is not active yet can be abandoned.
     FactorNotPending,
+    /// The public paths (registration, recovery) touch only users in the registration groups.
+    NotSelfService,
 }
 
 impl Refusal {
@@ -79,6 +81,10 @@ impl Refusal {
             Refusal::FactorNotPending => {
                 "Only an enrollment that is not active yet can be abandoned.".into()
             }
+            Refusal::NotSelfService => {
+                "This user is not in a registration group: the public paths cannot change them."
+                    .into()
+            }
         }
     }
 
@@ -96,6 +102,7 @@ impl Refusal {
             Refusal::AttributeNotEditable(_) => "attribute_not_editable",
             Refusal::Stale => "precondition_failed",
             Refusal::FactorNotPending => "factor_not_pending",
+            Refusal::NotSelfService => "not_self_service",
         }
     }
 
