@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::SecretString;
@@ -16,7 +17,7 @@ use super::idempotency::{self, Stored};
 use super::problem::{ApiProblem, Problem};
 use super::{ApiState, Service};
 use crate::auth::extract::Require;
-use crate::auth::policy::perm;
+use crate::auth::policy::{Permission, perm};
 use crate::okta::models::UserStatus;
 use crate::ops::groups::Membership;
 use crate::ops::lifecycle::UserAction;
@@ -401,14 +402,53 @@ async fn act(api: &ApiState, service: &Service, op: Op, id: &str, body: ActionBo
         (status = 409, body = Problem, description = "Okta does not offer it in the user's status"), (status = 422, body = Problem)))]
 pub async fn lifecycle(
     State(api): State<ApiState>,
-    service: Service,
-    Path((id, operation)): Path<(String, String)>,
+    LifecycleAccess(service, op): LifecycleAccess,
+    Path((id, _operation)): Path<(String, String)>,
     Body(body): Body<ActionBody>,
 ) -> ApiResult {
-    let op = lifecycle_op(&operation).ok_or_else(|| {
-        ApiProblem::not_found(format!("There is no lifecycle operation \"{operation}\"."))
-    })?;
     act(&api, &service, op, &id, body).await
+}
+
+/// The lifecycle operation named in the path, and the service holding its permission
+/// (checked, and a refusal recorded, by `Require` as for every other route).
+pub struct LifecycleAccess(pub Service, pub Op);
+
+impl FromRequestParts<ApiState> for LifecycleAccess {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Response> {
+        let name = parts
+            .uri
+            .path()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let Some(op) = lifecycle_op(&name) else {
+            let detail = format!("There is no lifecycle operation \"{name}\".");
+            return Err(ApiProblem::not_found(detail).into_response());
+        };
+        macro_rules! require {
+            ($($p:ident),*) => {
+                match op.permission() {
+                    $(Permission::$p => Require::<perm::$p, Service>::from_request_parts(parts, state).await.map(|r| r.0),)*
+                    _ => Err(crate::error::AppError::NotFound),
+                }
+            };
+        }
+        let service = require!(
+            UsersReactivate,
+            UsersDeactivate,
+            UsersSuspend,
+            UsersUnsuspend,
+            UsersUnlock,
+            UsersResetPassword,
+            UsersExpirePassword
+        );
+        service
+            .map(|s| LifecycleAccess(s, op))
+            .map_err(IntoResponse::into_response)
+    }
 }
 
 /// Delete a deactivated user permanently.

@@ -4,6 +4,8 @@
 //! it against PostgreSQL instead of SQLite.
 
 mod activity;
+mod api;
+mod api_matrix;
 mod auth;
 mod browser;
 mod cli;
