@@ -4,15 +4,19 @@
 //! example `ADMIN_PORTAL__OIDC__CLIENT_SECRET` or `ADMIN_PORTAL__DATABASE__URL`.
 //! Secrets are wrapped in [`SecretString`] so that they never reach `Debug` output or logs.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use crate::auth::policy::{Policy, PolicyFile, RuleSpec};
+pub use crate::auth::oidc::{OidcConfig, default_scopes};
+use crate::auth::policy::Policy;
+pub use crate::auth::policy::PolicyConfig;
+pub use crate::auth::session::SessionConfig;
+pub use crate::db::DatabaseConfig;
+pub use crate::okta::{OktaConfig, OktaOAuthConfig};
 pub use crate::ops::config::{ENROLL_TYPES, MfaConfig, UsersConfig};
 
 pub const ENV_PREFIX: &str = "ADMIN_PORTAL";
@@ -79,203 +83,6 @@ fn default_bind() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OidcConfig {
-    /// Issuer URL of the OpenID Provider, e.g. `https://example.okta.com/oauth2/default`.
-    pub issuer: Url,
-    pub client_id: String,
-    pub client_secret: SecretString,
-    #[serde(default = "default_redirect_path")]
-    pub redirect_path: String,
-    /// Path the provider sends people back to after sign-out.
-    #[serde(default = "default_post_logout_path")]
-    pub post_logout_path: String,
-    #[serde(default = "default_scopes")]
-    pub scopes: Vec<String>,
-    /// Claim (in the ID token, else in the access token) that lists the agent's groups.
-    #[serde(default = "default_groups_claim")]
-    pub groups_claim: String,
-    /// Claim in the access token that lists the granted scopes (array or space-separated).
-    #[serde(default = "default_scopes_claim")]
-    pub scopes_claim: String,
-    /// Expected `aud` of the access token.
-    #[serde(default = "default_audience")]
-    pub access_token_audience: String,
-    /// Clock-skew leeway for `exp`/`iat`, in seconds.
-    #[serde(default = "default_leeway")]
-    pub leeway_seconds: u64,
-    /// How often the discovery document and JWKS are refreshed, in seconds.
-    #[serde(default = "default_discovery_ttl")]
-    pub discovery_ttl_seconds: u64,
-}
-
-fn default_redirect_path() -> String {
-    "/auth/callback".into()
-}
-fn default_post_logout_path() -> String {
-    "/signed-out".into()
-}
-/// The scopes requested at sign-in when `oidc.scopes` is not set.
-pub fn default_scopes() -> Vec<String> {
-    [
-        "openid",
-        "profile",
-        "email",
-        "groups",
-        "offline_access",
-        "admin.users.read",
-        "admin.users.create",
-        "admin.users.lifecycle",
-        "admin.users.delete",
-        "admin.users.profile",
-        "admin.users.sessions",
-        "admin.users.groups",
-        "admin.factors.read",
-        "admin.factors.manage",
-        "admin.audit.read",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-fn default_groups_claim() -> String {
-    "groups".into()
-}
-fn default_scopes_claim() -> String {
-    "scp".into()
-}
-fn default_audience() -> String {
-    "api://admin-portal".into()
-}
-fn default_leeway() -> u64 {
-    60
-}
-fn default_discovery_ttl() -> u64 {
-    3600
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OktaConfig {
-    /// Base URL of the Okta org, e.g. `https://example.okta.com`.
-    pub org_url: Url,
-    /// SSWS API token for the Management API (give this or `oauth`).
-    #[serde(default)]
-    pub api_token: Option<SecretString>,
-    /// OAuth 2.0 for Okta: a service app with `private_key_jwt` (give this or `api_token`).
-    #[serde(default)]
-    pub oauth: Option<OktaOAuthConfig>,
-    /// Timeout of one Management API call.
-    #[serde(default = "default_okta_timeout")]
-    pub timeout_seconds: u64,
-    /// Longest wait for a rate-limit window to reset before retrying a read.
-    #[serde(default = "default_retry_wait")]
-    pub max_retry_wait_seconds: u64,
-}
-
-fn default_okta_timeout() -> u64 {
-    10
-}
-fn default_retry_wait() -> u64 {
-    2
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OktaOAuthConfig {
-    pub client_id: String,
-    /// PEM (PKCS#8) private key of the service app, or
-    #[serde(default)]
-    pub private_key: Option<SecretString>,
-    /// a file holding it.
-    #[serde(default)]
-    pub private_key_file: Option<PathBuf>,
-    /// `kid` of the key registered with the app.
-    pub key_id: String,
-    #[serde(default = "default_okta_scopes")]
-    pub scopes: Vec<String>,
-}
-
-fn default_okta_scopes() -> Vec<String> {
-    [
-        "okta.users.read",
-        "okta.users.manage",
-        "okta.groups.read",
-        "okta.logs.read",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatabaseConfig {
-    /// `sqlite://path/to/file.db` (default) or `postgres://user@host/db`.
-    #[serde(default = "default_db_url")]
-    pub url: String,
-    #[serde(default = "default_max_connections")]
-    pub max_connections: u32,
-}
-
-impl Default for DatabaseConfig {
-    fn default() -> Self {
-        Self {
-            url: default_db_url(),
-            max_connections: default_max_connections(),
-        }
-    }
-}
-
-fn default_db_url() -> String {
-    "sqlite://admin-portal.db".into()
-}
-fn default_max_connections() -> u32 {
-    10
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SessionConfig {
-    /// A session with no request for this long ends.
-    #[serde(default = "default_idle")]
-    pub idle_timeout_minutes: u64,
-    /// A session ends this long after sign-in, however active.
-    #[serde(default = "default_absolute")]
-    pub absolute_timeout_minutes: u64,
-}
-
-impl Default for SessionConfig {
-    fn default() -> Self {
-        Self {
-            idle_timeout_minutes: default_idle(),
-            absolute_timeout_minutes: default_absolute(),
-        }
-    }
-}
-
-fn default_idle() -> u64 {
-    30
-}
-fn default_absolute() -> u64 {
-    8 * 60
-}
-
-/// The authorization policy: either a separate TOML file or inline rules; the built-in
-/// default policy applies when neither is given.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyConfig {
-    #[serde(default)]
-    pub file: Option<PathBuf>,
-    #[serde(default)]
-    pub permissions: Option<BTreeMap<String, RuleSpec>>,
-    /// Every scope a rule needs must match this (default `^admin\.[a-z]+\.[a-z_]+$`).
-    #[serde(default)]
-    pub scope_pattern: Option<String>,
-}
-
 /// A configuration that has been loaded and validated: the policy is compiled.
 #[derive(Debug, Clone)]
 pub struct ValidConfig {
@@ -314,119 +121,36 @@ impl Config {
     /// Every problem with this configuration, in plain words. Empty means valid.
     pub fn validate(self) -> Result<ValidConfig, Vec<String>> {
         let mut problems = Vec::new();
-        if self.oidc.client_id.trim().is_empty() {
-            problems.push("oidc.client_id is empty".to_string());
-        }
-        if self.oidc.client_secret.expose_secret().trim().is_empty() {
-            problems.push("oidc.client_secret is empty".to_string());
-        }
-        if !self.oidc.scopes.iter().any(|s| s == "openid") {
-            problems.push("oidc.scopes must include \"openid\"".to_string());
-        }
-        for (name, path) in [
-            ("oidc.redirect_path", &self.oidc.redirect_path),
-            ("oidc.post_logout_path", &self.oidc.post_logout_path),
-        ] {
-            if !path.starts_with('/') || path.starts_with("//") {
-                problems.push(format!(
-                    "{name} must be an absolute path such as /auth/callback"
-                ));
-            }
-        }
-        check_http_url("oidc.issuer", &self.oidc.issuer, &mut problems);
-        check_http_url("okta.org_url", &self.okta.org_url, &mut problems);
-        if let Some(url) = &self.server.public_base_url {
-            check_http_url("server.public_base_url", url, &mut problems);
-            if url.path() != "/" {
-                problems.push("server.public_base_url must not have a path".to_string());
-            }
-        }
-        match (&self.okta.api_token, &self.okta.oauth) {
-            (Some(_), Some(_)) => problems
-                .push("okta: give either okta.api_token or okta.oauth, not both".to_string()),
-            (None, None) => problems.push(
-                "okta: give okta.api_token (SSWS) or an okta.oauth section (service app)"
-                    .to_string(),
-            ),
-            (None, Some(oauth)) => {
-                if oauth.private_key.is_some() == oauth.private_key_file.is_some() {
-                    problems.push(
-                        "okta.oauth: give exactly one of private_key and private_key_file"
-                            .to_string(),
-                    );
-                }
-                if oauth.scopes.iter().any(|s| !s.starts_with("okta.")) {
-                    problems.push("okta.oauth.scopes must all be okta.* scopes".to_string());
-                }
-            }
-            (Some(token), None) if token.expose_secret().trim().is_empty() => {
-                problems.push("okta.api_token is empty".to_string())
-            }
-            _ => {}
-        }
-        if self.okta.timeout_seconds == 0 {
-            problems.push("okta.timeout_seconds must be at least 1".to_string());
-        }
-        if !(self.database.url.starts_with("sqlite:")
-            || self.database.url.starts_with("postgres://")
-            || self.database.url.starts_with("postgresql://"))
-        {
-            problems.push("database.url must start with sqlite:// or postgres://".to_string());
-        }
-        if self.session.idle_timeout_minutes == 0 {
-            problems.push("session.idle_timeout_minutes must be at least 1".to_string());
-        }
-        if self.session.absolute_timeout_minutes < self.session.idle_timeout_minutes {
-            problems.push(
-                "session.absolute_timeout_minutes must not be shorter than session.idle_timeout_minutes"
-                    .to_string(),
-            );
-        }
-        let policy = match self.policy_source() {
-            Ok(source) => match Policy::compile(source, &self.oidc.scopes) {
-                Ok(p) => Some(p),
-                Err(errs) => {
-                    problems.extend(errs.into_iter().map(|e| format!("policy: {e}")));
-                    None
-                }
-            },
-            Err(e) => {
-                problems.push(e);
-                None
-            }
-        };
-        let ticket_pattern = if self.users.ticket_pattern.is_empty() {
-            None
-        } else {
-            match regex::Regex::new(&self.users.ticket_pattern) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    problems.push(format!("users.ticket_pattern is not a valid pattern: {e}"));
-                    None
-                }
-            }
-        };
-        for t in &self.mfa.enroll_types {
-            if !ENROLL_TYPES.contains(&t.as_str()) {
-                problems.push(format!(
-                    "mfa.enroll_types: unknown factor type \"{t}\" (known: {})",
-                    ENROLL_TYPES.join(", ")
-                ));
-            }
-        }
+        problems.extend(self.oidc.problems());
+        problems.extend(self.okta.problems());
+        problems.extend(self.server_problems());
+        problems.extend(self.database.problems());
+        problems.extend(self.session.problems());
+        problems.extend(self.mfa.problems());
+        problems.extend(self.users.problems());
         if self.audit.retention_days == Some(0) {
             problems.push(
                 "audit.retention_days must be at least 1 (or left out to keep everything)"
                     .to_string(),
             );
         }
-        problems.extend(self.users.problems());
+        let policy = self
+            .policy
+            .compile(&self.oidc.scopes)
+            .map_err(|errs| problems.extend(errs))
+            .ok();
         if let Some(policy) = &policy {
             problems.extend(
                 self.api
                     .problems(policy, self.policy.scope_pattern.as_deref()),
             );
         }
+        let ticket_pattern = self
+            .users
+            .compiled_ticket_pattern()
+            .map_err(|e| problems.push(e))
+            .ok()
+            .flatten();
         match policy {
             Some(policy) if problems.is_empty() => Ok(ValidConfig {
                 config: self,
@@ -437,23 +161,15 @@ impl Config {
         }
     }
 
-    fn policy_source(&self) -> Result<Option<BTreeMap<String, RuleSpec>>, String> {
-        match (&self.policy.file, &self.policy.permissions) {
-            (Some(_), Some(_)) => {
-                Err("policy: give either policy.file or policy.permissions, not both".into())
+    fn server_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(url) = &self.server.public_base_url {
+            check_http_url("server.public_base_url", url, &mut problems);
+            if url.path() != "/" {
+                problems.push("server.public_base_url must not have a path".to_string());
             }
-            (Some(path), None) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    format!("policy: cannot read policy file {}: {e}", path.display())
-                })?;
-                let file: PolicyFile = toml_from_str(&text).map_err(|e| {
-                    format!("policy: policy file {} is not valid: {e}", path.display())
-                })?;
-                Ok(Some(file.permissions))
-            }
-            (None, Some(inline)) => Ok(Some(inline.clone())),
-            (None, None) => Ok(None),
         }
+        problems
     }
 
     /// The base URL people use to reach the portal, without a trailing slash.
@@ -545,15 +261,7 @@ impl Config {
     }
 }
 
-fn toml_from_str(text: &str) -> Result<PolicyFile, String> {
-    config::Config::builder()
-        .add_source(config::File::from_str(text, config::FileFormat::Toml))
-        .build()
-        .and_then(|c| c.try_deserialize::<PolicyFile>())
-        .map_err(|e| e.to_string())
-}
-
-fn check_http_url(name: &str, url: &Url, problems: &mut Vec<String>) {
+pub fn check_http_url(name: &str, url: &Url, problems: &mut Vec<String>) {
     if url.scheme() != "https" && url.scheme() != "http" {
         problems.push(format!("{name} must be an http(s) URL"));
     }

@@ -8,7 +8,45 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{PgPool, SqlitePool};
 
-use crate::config::DatabaseConfig;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://path/to/file.db` (default) or `postgres://user@host/db`.
+    #[serde(default = "default_db_url")]
+    pub url: String,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: default_db_url(),
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+fn default_db_url() -> String {
+    "sqlite://admin-portal.db".into()
+}
+fn default_max_connections() -> u32 {
+    10
+}
+
+impl DatabaseConfig {
+    /// What is wrong with this section, in words for `check-config`.
+    pub fn problems(&self) -> Vec<String> {
+        let known = ["sqlite:", "postgres://", "postgresql://"];
+        if known.iter().any(|k| self.url.starts_with(k)) {
+            Vec::new()
+        } else {
+            vec!["database.url must start with sqlite:// or postgres://".to_string()]
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub enum Database {

@@ -1,4 +1,5 @@
 //! `admin-portal demo`: the simulator, the portal and a SQLite file, seeded, in one process.
+//! Only with the `demo` feature (on by default).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -10,8 +11,8 @@ use crate::config::{
     Config, DatabaseConfig, OidcConfig, OktaConfig, PolicyConfig, ServerConfig, SessionConfig,
     UsersConfig,
 };
-use crate::okta_sim::{self, DEMO_ACCOUNTS, DEMO_PASSWORD, SimOptions};
 use crate::startup::{Application, shutdown_signal};
+use okta_sim::{DEMO_ACCOUNTS, DEMO_PASSWORD, SimOptions};
 
 /// A portal configuration pointing at a simulator with the given base URL.
 pub fn config_for_simulator(
@@ -40,7 +41,7 @@ pub fn config_for_simulator(
         },
         okta: OktaConfig {
             org_url: Url::parse(sim_base)?,
-            api_token: Some(SecretString::from("demo-ssws-token")),
+            api_token: Some(SecretString::from(okta_sim::DEMO_API_TOKEN)),
             oauth: None,
             timeout_seconds: 10,
             max_retry_wait_seconds: 2,
@@ -107,4 +108,14 @@ pub async fn run(port: u16, sim_port: u16, data_dir: &Path) -> anyhow::Result<()
     app.run_until_stopped(shutdown_signal()).await?;
     sim.stop().await;
     Ok(())
+}
+
+/// `admin-portal okta-sim`: the simulator alone, as the `okta-sim` binary runs it.
+pub async fn okta_sim_only(port: u16, portal_url: &str) -> anyhow::Result<()> {
+    okta_sim::run_standalone(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        portal_url,
+        shutdown_signal(),
+    )
+    .await
 }

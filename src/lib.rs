@@ -5,10 +5,10 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod db;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
 pub mod okta;
-pub mod okta_sim;
 pub mod ops;
 pub mod routes;
 pub mod session_store;

@@ -1,12 +1,12 @@
 //! The command line. All behaviour lives in the library.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use admin_portal::config::Config;
+#[cfg(feature = "demo")]
+use admin_portal::demo;
 use admin_portal::startup::{Application, shutdown_signal};
-use admin_portal::{demo, okta_sim};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -28,6 +28,7 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Run the Okta simulator, the portal and SQLite together, seeded, for a try-out.
+    #[cfg(feature = "demo")]
     Demo {
         #[arg(long, default_value_t = 8080)]
         port: u16,
@@ -48,6 +49,7 @@ enum Command {
         command: AuditCommand,
     },
     /// Run only the Okta simulator, to point a portal at it like at a real org.
+    #[cfg(feature = "demo")]
     OktaSim {
         #[arg(long, default_value_t = 8081)]
         port: u16,
@@ -186,6 +188,7 @@ async fn main() -> ExitCode {
             Ok(valid) => serve(valid).await,
             Err(problems) => return print_problems(&problems),
         },
+        #[cfg(feature = "demo")]
         Command::Demo {
             port,
             sim_port,
@@ -203,7 +206,8 @@ async fn main() -> ExitCode {
                 Err(problems) => print_problems(&problems),
             };
         }
-        Command::OktaSim { port, portal_url } => okta_sim_only(port, &portal_url).await,
+        #[cfg(feature = "demo")]
+        Command::OktaSim { port, portal_url } => demo::okta_sim_only(port, &portal_url).await,
         Command::Audit { command } => {
             return match audit(command).await {
                 Ok(code) => code,
@@ -235,28 +239,4 @@ async fn serve(valid: admin_portal::ValidConfig) -> anyhow::Result<()> {
     let app = Application::build(valid).await?;
     tracing::info!(url = %app.base_url(), backend = app.state.db.backend(), "admin-portal listening");
     app.run_until_stopped(shutdown_signal()).await
-}
-
-async fn okta_sim_only(port: u16, portal_url: &str) -> anyhow::Result<()> {
-    let sim = okta_sim::spawn(
-        SocketAddr::from(([127, 0, 0, 1], port)),
-        okta_sim::SimOptions::default(),
-    )
-    .await?;
-    sim.state
-        .register_client(okta_sim::portal_client(portal_url));
-    println!(
-        "Okta simulator at {} (issuer {})",
-        sim.base_url(),
-        sim.issuer()
-    );
-    println!(
-        "Portal client: {} / {}",
-        okta_sim::PORTAL_CLIENT_ID,
-        okta_sim::PORTAL_CLIENT_SECRET
-    );
-    println!("Demo password: {}", okta_sim::DEMO_PASSWORD);
-    shutdown_signal().await;
-    sim.stop().await;
-    Ok(())
 }

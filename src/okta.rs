@@ -1,6 +1,7 @@
 //! The Okta Management API client. No web framework types in here.
 
 pub mod client;
+pub mod config;
 pub mod error;
 pub mod factors;
 pub mod logs;
@@ -9,4 +10,5 @@ pub mod search;
 pub mod users;
 
 pub use client::OktaClient;
+pub use config::{OktaConfig, OktaOAuthConfig};
 pub use error::{OktaError, OktaErrorKind};

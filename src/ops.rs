@@ -138,6 +138,16 @@ pub struct Done<T = ()> {
     pub recorded: Recorded,
 }
 
+impl<T> Done<T> {
+    /// The name of the user acted on, for messages ("" when there was none).
+    pub fn user_name(&self) -> String {
+        self.before
+            .as_ref()
+            .map(User::display_name)
+            .unwrap_or_default()
+    }
+}
+
 /// Why an operation did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum OpError {
@@ -153,7 +163,7 @@ pub enum OpError {
     /// Okta refused or failed (recorded as a failure).
     #[error("Okta: {}", .error.summary)]
     Okta {
-        error: OktaError,
+        error: Box<OktaError>,
         user: Option<Box<User>>,
     },
     /// A refusal or failure that could not be recorded: the request fails.

@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tower_http::csrf::CsrfLayer;
@@ -64,7 +64,7 @@ pub fn router(state: AppState, sessions: SessionManagerLayer<DbSessionStore>) ->
         .fallback(errors::not_found)
         // Browser-level CSRF check (Sec-Fetch-Site / Origin); the token check is above.
         .layer(CsrfLayer::new().with_rejection_response(|_| AppError::Csrf.into_response()))
-        .layer(from_fn_with_state(state.clone(), errors::render_errors))
+        .layer(from_fn(errors::render_errors))
         .layer(header(header::CONTENT_SECURITY_POLICY, &csp))
         .layer(header(header::X_FRAME_OPTIONS, "DENY"))
         .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))

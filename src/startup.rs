@@ -19,7 +19,6 @@ use crate::okta::OktaClient;
 use crate::ops::Ops;
 use crate::session_store::DbSessionStore;
 use crate::state::AppState;
-use crate::web::assets::Assets;
 
 pub const USER_AGENT: &str = concat!("admin-portal/", env!("CARGO_PKG_VERSION"));
 
@@ -105,7 +104,6 @@ impl Application {
             audit,
             ops: Arc::new(ops),
             db,
-            assets: Arc::new(Assets::new()),
             public_base,
         };
         let router = crate::routes::router(state.clone(), session_layer);

@@ -11,7 +11,6 @@ use crate::config::Config;
 use crate::db::Database;
 use crate::okta::OktaClient;
 use crate::ops::Ops;
-use crate::web::assets::Assets;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -23,7 +22,6 @@ pub struct AppState {
     /// Every change to Okta goes through here.
     pub ops: Arc<Ops>,
     pub db: Database,
-    pub assets: Arc<Assets>,
     /// The URL people use to reach the portal.
     pub public_base: Url,
 }

@@ -221,7 +221,7 @@ impl From<OpError> for ApiProblem {
         match e {
             OpError::Invalid(errors) => ApiProblem::invalid(fields(errors)),
             OpError::Refused { refusal, .. } => refusal.into(),
-            OpError::Okta { error, .. } => error.into(),
+            OpError::Okta { error, .. } => (*error).into(),
             OpError::Unrecorded(error) => {
                 tracing::error!(error = ?error, "an API request failed: audit record not written");
                 ApiProblem::new(

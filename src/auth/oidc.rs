@@ -2,6 +2,9 @@
 //! nonce, full ID token verification, access token verification, refresh, RP-initiated
 //! logout. Nothing here is Okta-specific beyond configurable claim names.
 
+mod config;
+pub use config::{OidcConfig, default_scopes};
+
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +29,6 @@ use url::Url;
 
 use super::session::{AgentSession, PendingLogin, StoredTokens};
 use super::tokens::{self, Expect, KeySet, TokenError};
-use crate::config::OidcConfig;
 
 /// Claims beyond the standard set (the groups claim lives here).
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]

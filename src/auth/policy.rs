@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -94,6 +95,57 @@ pub struct RuleSpec {
     /// A service client must be one of these client ids.
     #[serde(default)]
     pub clients: Vec<String>,
+}
+
+/// The authorization policy: either a separate TOML file or inline rules; the built-in
+/// default policy applies when neither is given.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    #[serde(default)]
+    pub permissions: Option<BTreeMap<String, RuleSpec>>,
+    /// Every scope a rule needs must match this (default `^admin\.[a-z]+\.[a-z_]+$`,
+    /// checked by `crate::api::scope_problems`).
+    #[serde(default)]
+    pub scope_pattern: Option<String>,
+}
+
+impl PolicyConfig {
+    /// Compiles the configured (or built-in) policy against the scopes requested at sign-in.
+    pub fn compile(&self, known_scopes: &[String]) -> Result<Policy, Vec<String>> {
+        let source = self.source().map_err(|e| vec![e])?;
+        Policy::compile(source, known_scopes)
+            .map_err(|errs| errs.into_iter().map(|e| format!("policy: {e}")).collect())
+    }
+
+    fn source(&self) -> Result<Option<BTreeMap<String, RuleSpec>>, String> {
+        match (&self.file, &self.permissions) {
+            (Some(_), Some(_)) => {
+                Err("policy: give either policy.file or policy.permissions, not both".into())
+            }
+            (Some(path), None) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    format!("policy: cannot read policy file {}: {e}", path.display())
+                })?;
+                let file: PolicyFile = toml_from_str(&text).map_err(|e| {
+                    format!("policy: policy file {} is not valid: {e}", path.display())
+                })?;
+                Ok(Some(file.permissions))
+            }
+            (None, Some(inline)) => Ok(Some(inline.clone())),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+fn toml_from_str(text: &str) -> Result<PolicyFile, String> {
+    config::Config::builder()
+        .add_source(config::File::from_str(text, config::FileFormat::Toml))
+        .build()
+        .and_then(|c| c.try_deserialize::<PolicyFile>())
+        .map_err(|e| e.to_string())
 }
 
 /// A standalone policy file: `[permissions."users.read"] scopes = [...] groups = [...]`.

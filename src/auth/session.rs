@@ -152,3 +152,47 @@ mod opt_secret_string {
         Ok(Option::<String>::deserialize(d)?.map(SecretString::from))
     }
 }
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionConfig {
+    /// A session with no request for this long ends.
+    #[serde(default = "default_idle")]
+    pub idle_timeout_minutes: u64,
+    /// A session ends this long after sign-in, however active.
+    #[serde(default = "default_absolute")]
+    pub absolute_timeout_minutes: u64,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout_minutes: default_idle(),
+            absolute_timeout_minutes: default_absolute(),
+        }
+    }
+}
+
+fn default_idle() -> u64 {
+    30
+}
+fn default_absolute() -> u64 {
+    8 * 60
+}
+
+impl SessionConfig {
+    /// What is wrong with this section, in words for `check-config`.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.idle_timeout_minutes == 0 {
+            problems.push("session.idle_timeout_minutes must be at least 1".to_string());
+        }
+        if self.absolute_timeout_minutes < self.idle_timeout_minutes {
+            problems.push(
+                "session.absolute_timeout_minutes must not be shorter than session.idle_timeout_minutes"
+                    .to_string(),
+            );
+        }
+        problems
+    }
+}

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
+use super::config::OktaConfig;
 use super::error::{OktaError, OktaErrorKind};
-use crate::config::OktaConfig;
 
 /// How the portal authenticates to the Management API.
 pub enum OktaAuth {

@@ -65,6 +65,16 @@ fn default_editable_attributes() -> Vec<String> {
 }
 
 impl UsersConfig {
+    /// `ticket_pattern`, compiled (`None` when empty).
+    pub fn compiled_ticket_pattern(&self) -> Result<Option<regex::Regex>, String> {
+        if self.ticket_pattern.is_empty() {
+            return Ok(None);
+        }
+        regex::Regex::new(&self.ticket_pattern)
+            .map(Some)
+            .map_err(|e| format!("users.ticket_pattern is not a valid pattern: {e}"))
+    }
+
     /// What is wrong with these rules, in words for `check-config`.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
@@ -135,6 +145,24 @@ pub struct MfaConfig {
     /// The issuer shown in authenticator apps for TOTP enrollments.
     #[serde(default = "default_totp_issuer")]
     pub totp_issuer: String,
+}
+
+impl MfaConfig {
+    /// What is wrong with this section, in words for `check-config`.
+    pub fn problems(&self) -> Vec<String> {
+        let unknown = self
+            .enroll_types
+            .iter()
+            .filter(|t| !ENROLL_TYPES.contains(&t.as_str()));
+        unknown
+            .map(|t| {
+                format!(
+                    "mfa.enroll_types: unknown factor type \"{t}\" (known: {})",
+                    ENROLL_TYPES.join(", ")
+                )
+            })
+            .collect()
+    }
 }
 
 impl Default for MfaConfig {

@@ -159,13 +159,14 @@ pub fn not_protected(
     Err(Refusal::Protected(hits))
 }
 
-/// Okta offers the operation for the user: its `_links`, and delete only when deprovisioned.
+/// Okta offers the operation for the user: its `_links`, delete only when deprovisioned, and
+/// profile edits only when not.
 pub fn offered(op: Op, user: &User) -> Result<(), Refusal> {
-    if op == Op::Delete {
-        return match user.status {
-            UserStatus::Deprovisioned => Ok(()),
-            _ => Err(Refusal::NotDeprovisioned),
-        };
+    let deprovisioned = user.status == UserStatus::Deprovisioned;
+    match op {
+        Op::Delete if !deprovisioned => return Err(Refusal::NotDeprovisioned),
+        Op::UpdateProfile if deprovisioned => return Err(Refusal::Deprovisioned),
+        _ => {}
     }
     match op.spec().link {
         Some(rel) if !user.has_link(rel) => Err(Refusal::NotOffered {
@@ -371,6 +372,11 @@ mod tests {
         let gone = user("00u1", "a@example.com", "DEPROVISIONED", &["activate"]);
         assert_eq!(offered(Op::Delete, &gone), Ok(()));
         assert_eq!(offered(Op::ClearSessions, &locked), Ok(()));
+        assert_eq!(offered(Op::UpdateProfile, &locked), Ok(()));
+        assert_eq!(
+            offered(Op::UpdateProfile, &gone),
+            Err(Refusal::Deprovisioned)
+        );
     }
 
     #[tokio::test]

@@ -79,7 +79,10 @@ impl Ops {
         search: &UserSearch,
     ) -> Result<UserPage, OpError> {
         allowed(principal, self, Permission::UsersRead)?;
-        let failed = |error| OpError::Okta { error, user: None };
+        let failed = |error| OpError::Okta {
+            error: Box::new(error),
+            user: None,
+        };
         if let Some(group) = &search.group {
             let page = self
                 .okta
@@ -105,7 +108,10 @@ impl Ops {
     pub async fn get_user(&self, principal: &Principal, user: &UserRef) -> Result<User, OpError> {
         allowed(principal, self, Permission::UsersRead)?;
         let found = self.okta.get_user(user.as_str()).await;
-        found.map_err(|error| OpError::Okta { error, user: None })
+        found.map_err(|error| OpError::Okta {
+            error: Box::new(error),
+            user: None,
+        })
     }
 
     /// A user's factors.
@@ -115,7 +121,10 @@ impl Ops {
         user: &UserRef,
     ) -> Result<Vec<Factor>, OpError> {
         allowed(principal, self, Permission::FactorsRead)?;
-        let okta_error = |error| OpError::Okta { error, user: None };
+        let okta_error = |error| OpError::Okta {
+            error: Box::new(error),
+            user: None,
+        };
         let user = self
             .okta
             .get_user(user.as_str())

@@ -116,7 +116,7 @@ impl<'a> Attempt<'a> {
             .detail(detail.unwrap_or_else(|| error.summary.clone()));
         match self.ops.audit.record(self.unchanged(event)).await {
             Ok(_) => OpError::Okta {
-                error,
+                error: Box::new(error),
                 user: user.map(Box::new),
             },
             Err(e) => OpError::Unrecorded(e),

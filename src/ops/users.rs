@@ -10,7 +10,7 @@ use super::{Done, FieldErrors, Op, OpError, Ops, Refusal, UserRef, Why, guard, i
 use crate::audit::Target;
 use crate::auth::principal::Principal;
 use crate::okta::OktaErrorKind;
-use crate::okta::models::{Group, User, UserStatus};
+use crate::okta::models::{Group, User};
 use crate::okta::users::NewUser;
 
 /// A user to create, as typed (the front end has trimmed it).
@@ -299,8 +299,8 @@ impl Ops {
     }
 
     fn profile_refusal(&self, user: &User, update: &ProfileUpdate) -> Option<Refusal> {
-        if user.status == UserStatus::Deprovisioned {
-            return Some(Refusal::Deprovisioned);
+        if let Err(refusal) = guard::offered(Op::UpdateProfile, user) {
+            return Some(refusal);
         }
         let stale = update
             .expected_last_updated

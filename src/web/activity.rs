@@ -304,7 +304,7 @@ pub async fn charts(
         return Ok(Html(ChartsFragment { charts }.render()?).into_response());
     }
     let page = ChartsPage {
-        ctx: PageCtx::for_agent(&agent, &state, "activity").await?,
+        ctx: PageCtx::for_agent(&agent, "activity").await?,
         charts,
         query: filter.query_string(),
     };
@@ -361,7 +361,7 @@ pub async fn index(
         StatusCode::UNPROCESSABLE_ENTITY
     };
     let page = ActivityPage {
-        ctx: PageCtx::for_agent(&agent, &state, "activity").await?,
+        ctx: PageCtx::for_agent(&agent, "activity").await?,
         query: filter.query_string(),
         filter,
         records: page.records,
@@ -428,7 +428,7 @@ pub async fn agent_timeline(
     let older = page.next_before.map(|b| format!("{base}?before={b}"));
     let newest = params.before.is_some().then(|| base.clone());
     let page = AgentPage {
-        ctx: PageCtx::for_agent(&agent, &state, "activity").await?,
+        ctx: PageCtx::for_agent(&agent, "activity").await?,
         sub,
         name,
         days,
@@ -552,7 +552,7 @@ pub async fn integrity(
         StatusCode::CONFLICT
     };
     let page = IntegrityPage {
-        ctx: PageCtx::for_agent(&agent, &state, "activity").await?,
+        ctx: PageCtx::for_agent(&agent, "activity").await?,
         checked: v.checked,
         pruned: v.pruned,
         broken: v.broken.map(|b| (b.id, b.reason)),

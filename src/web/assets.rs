@@ -2,14 +2,13 @@
 //! content-hashed URLs (`/static/app.css?v=3f2a…`).
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-
-use crate::state::AppState;
 
 struct Asset {
     bytes: &'static [u8],
@@ -24,7 +23,14 @@ pub struct Assets {
 /// The vendored htmx build (npm package `htmx.org`, version in the file name).
 pub const HTMX_FILE: &str = "htmx-2.0.11.min.js";
 
+static EMBEDDED: LazyLock<Assets> = LazyLock::new(Assets::new);
+
 impl Assets {
+    /// The files built into the binary, hashed once.
+    pub fn embedded() -> &'static Assets {
+        &EMBEDDED
+    }
+
     pub fn new() -> Assets {
         let table: [(&'static str, &'static [u8], &'static str); 4] = [
             (
@@ -86,12 +92,8 @@ pub struct VersionQuery {
     v: Option<String>,
 }
 
-pub async fn serve(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-    Query(query): Query<VersionQuery>,
-) -> Response {
-    let Some(asset) = state.assets.files.get(name.as_str()) else {
+pub async fn serve(Path(name): Path<String>, Query(query): Query<VersionQuery>) -> Response {
+    let Some(asset) = Assets::embedded().files.get(name.as_str()) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     // Versioned URLs never change content: cache them for a year.

@@ -225,13 +225,10 @@ struct SignedOutPage {
     ctx: PageCtx,
 }
 
-pub async fn signed_out(
-    State(state): State<AppState>,
-    meta: RequestMeta,
-) -> Result<Html<String>, AppError> {
+pub async fn signed_out(meta: RequestMeta) -> Result<Html<String>, AppError> {
     Ok(Html(
         SignedOutPage {
-            ctx: PageCtx::anonymous(&state, &meta.request_id),
+            ctx: PageCtx::anonymous(&meta.request_id),
         }
         .render()?,
     ))

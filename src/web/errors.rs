@@ -2,14 +2,13 @@
 //! JSON problem, always with the request id. 5xx are logged once here.
 
 use askama::Template;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::json;
 
 use crate::error::ErrorReport;
-use crate::state::AppState;
 use crate::web::layout::PageCtx;
 
 #[derive(Template)]
@@ -26,11 +25,7 @@ struct ErrorFragment<'a> {
     request_id: &'a str,
 }
 
-pub async fn render_errors(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn render_errors(request: Request, next: Next) -> Response {
     let request_id = request
         .headers()
         .get("x-request-id")
@@ -87,7 +82,7 @@ pub async fn render_errors(
         (report.status, Html(body)).into_response()
     } else {
         let page = ErrorPage {
-            ctx: PageCtx::anonymous(&state, &request_id),
+            ctx: PageCtx::anonymous(&request_id),
             report: &report,
         };
         match page.render() {

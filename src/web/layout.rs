@@ -2,14 +2,12 @@
 //! flash messages, request id, asset URLs).
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use crate::auth::extract::Agent;
 use crate::auth::policy::Permission;
 use crate::auth::session::{self, Flash};
 use crate::error::AppError;
-use crate::state::AppState;
-use crate::web::assets::Assets;
+use crate::web::assets::{Assets, HTMX_FILE};
 
 pub struct AgentView {
     pub name: String,
@@ -24,15 +22,10 @@ pub struct PageCtx {
     pub request_id: String,
     /// The current section, for `aria-current` in the navigation.
     pub section: &'static str,
-    assets: Arc<Assets>,
 }
 
 impl PageCtx {
-    pub async fn for_agent(
-        agent: &Agent,
-        state: &AppState,
-        section: &'static str,
-    ) -> Result<PageCtx, AppError> {
+    pub async fn for_agent(agent: &Agent, section: &'static str) -> Result<PageCtx, AppError> {
         Ok(PageCtx {
             agent: Some(AgentView {
                 name: agent.data.name.clone(),
@@ -43,11 +36,10 @@ impl PageCtx {
             flashes: session::take_flashes(&agent.session).await?,
             request_id: agent.meta().request_id.clone(),
             section,
-            assets: state.assets.clone(),
         })
     }
 
-    pub fn anonymous(state: &AppState, request_id: &str) -> PageCtx {
+    pub fn anonymous(request_id: &str) -> PageCtx {
         PageCtx {
             agent: None,
             granted: BTreeSet::new(),
@@ -55,7 +47,6 @@ impl PageCtx {
             flashes: Vec::new(),
             request_id: request_id.to_string(),
             section: "",
-            assets: state.assets.clone(),
         }
     }
 
@@ -66,11 +57,11 @@ impl PageCtx {
     }
 
     pub fn asset(&self, name: &str) -> String {
-        self.assets.url(name)
+        Assets::embedded().url(name)
     }
 
     pub fn htmx(&self) -> String {
-        self.assets.url(crate::web::assets::HTMX_FILE)
+        Assets::embedded().url(HTMX_FILE)
     }
 
     pub fn current(&self, section: &str) -> &'static str {

@@ -19,8 +19,8 @@ struct HomePage {
     granted_count: usize,
 }
 
-pub async fn home(State(state): State<AppState>, agent: Agent) -> Result<Html<String>, AppError> {
-    let ctx = PageCtx::for_agent(&agent, &state, "home").await?;
+pub async fn home(agent: Agent) -> Result<Html<String>, AppError> {
+    let ctx = PageCtx::for_agent(&agent, "home").await?;
     Ok(Html(
         HomePage {
             ctx,
@@ -58,7 +58,7 @@ fn timestamp(unix: i64) -> String {
 }
 
 pub async fn me(State(state): State<AppState>, agent: Agent) -> Result<Html<String>, AppError> {
-    let ctx = PageCtx::for_agent(&agent, &state, "me").await?;
+    let ctx = PageCtx::for_agent(&agent, "me").await?;
     let d = &agent.data;
     let page = MePage {
         ctx,

@@ -560,9 +560,7 @@ async fn the_user_page_shows_portal_records_beside_oktas_system_log() {
         store
             .users
             .values()
-            .find(|u| {
-                u.status == admin_portal::okta_sim::UserStatus::LockedOut && u.login.contains('.')
-            })
+            .find(|u| u.status == okta_sim::UserStatus::LockedOut && u.login.contains('.'))
             .map(|u| u.id.clone())
     }
     .unwrap_or_else(|| {
@@ -577,7 +575,7 @@ async fn the_user_page_shows_portal_records_beside_oktas_system_log() {
     });
     assert!(
         t.sim()
-            .set_user_status(&id, admin_portal::okta_sim::UserStatus::LockedOut)
+            .set_user_status(&id, okta_sim::UserStatus::LockedOut)
     );
     let done = b
         .post_form(
@@ -659,7 +657,7 @@ async fn when_the_audit_write_fails_the_response_says_so() {
     );
     assert_eq!(
         t.sim().user(&id).unwrap().status,
-        admin_portal::okta_sim::UserStatus::Suspended
+        okta_sim::UserStatus::Suspended
     );
     let page = b.get(&done.location()).await;
     let flash = page.text(".flash").unwrap();

@@ -1,7 +1,7 @@
 //! The service API: the authentication matrix, behaviour per endpoint on the simulator,
 //! idempotency, If-Match, paging, rate limits and the OpenAPI document.
 
-use admin_portal::okta_sim::{SimClient, UserStatus};
+use okta_sim::{SimClient, UserStatus};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use admin_portal::okta_sim::{AccessTokenTamper, IdTokenTamper};
+use okta_sim::{AccessTokenTamper, IdTokenTamper};
 
 use crate::helpers::*;
 

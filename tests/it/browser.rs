@@ -211,9 +211,7 @@ async fn agent_searches_while_typing_creates_a_user_and_deactivates_with_confirm
         let u = store
             .users
             .values()
-            .find(|u| {
-                u.status == admin_portal::okta_sim::UserStatus::Active && u.login.contains('.')
-            })
+            .find(|u| u.status == okta_sim::UserStatus::Active && u.login.contains('.'))
             .unwrap();
         (u.login.clone(), u.last_name.clone())
     };
@@ -281,7 +279,7 @@ async fn agent_searches_while_typing_creates_a_user_and_deactivates_with_confirm
         .unwrap();
     wait_for_text(c, "#user-name", "Grace Hopper").await;
     let created = t.sim().user("grace.browser@example.com").expect("created");
-    assert_eq!(created.status, admin_portal::okta_sim::UserStatus::Active);
+    assert_eq!(created.status, okta_sim::UserStatus::Active);
 
     // Deactivate with confirmation.
     c.find(Locator::Css("[data-action=deactivate]"))
@@ -311,7 +309,7 @@ async fn agent_searches_while_typing_creates_a_user_and_deactivates_with_confirm
     wait_for_text(c, ".flash", "was deactivated").await;
     assert_eq!(
         t.sim().user("grace.browser@example.com").unwrap().status,
-        admin_portal::okta_sim::UserStatus::Deprovisioned
+        okta_sim::UserStatus::Deprovisioned
     );
     std::fs::write(
         artifact("user-deactivated.png"),

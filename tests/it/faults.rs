@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use admin_portal::okta_sim::{Fault, FaultKind, UserStatus as SimStatus};
+use okta_sim::{Fault, FaultKind, UserStatus as SimStatus};
 
 use crate::helpers::*;
 
@@ -260,14 +260,10 @@ async fn a_rejected_service_token_is_replaced_once() {
 fn use_service_app(c: &mut admin_portal::config::Config) {
     c.okta.api_token = None;
     c.okta.oauth = Some(admin_portal::config::OktaOAuthConfig {
-        client_id: admin_portal::okta_sim::SERVICE_APP_CLIENT_ID.to_string(),
-        private_key: Some(
-            admin_portal::okta_sim::SERVICE_APP_KEY_PEM
-                .to_string()
-                .into(),
-        ),
+        client_id: okta_sim::SERVICE_APP_CLIENT_ID.to_string(),
+        private_key: Some(okta_sim::SERVICE_APP_KEY_PEM.to_string().into()),
         private_key_file: None,
-        key_id: admin_portal::okta_sim::SERVICE_APP_KID.to_string(),
+        key_id: okta_sim::SERVICE_APP_KID.to_string(),
         scopes: vec![
             "okta.users.read".into(),
             "okta.users.manage".into(),

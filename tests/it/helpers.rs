@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use admin_portal::audit::AuditRecord;
 use admin_portal::config::Config;
-use admin_portal::okta_sim::{self, RunningSim, SimOptions, SimState};
 use admin_portal::{Application, RunningApp};
+use okta_sim::{self, RunningSim, SimOptions, SimState};
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::{Response, StatusCode};
 use scraper::{Html, Selector};

@@ -86,9 +86,7 @@ async fn lifecycle_results_and_errors_are_typed() {
         store
             .users
             .values()
-            .find(|u| {
-                u.login.contains('.') && u.status == admin_portal::okta_sim::UserStatus::Active
-            })
+            .find(|u| u.login.contains('.') && u.status == okta_sim::UserStatus::Active)
             .unwrap()
             .id
             .clone()

@@ -19,7 +19,7 @@ async fn policy_matrix_every_route_for_every_visitor() {
         (Who::Agent, t.signed_in(AGENT).await),
         (Who::Manager, t.signed_in(MANAGER).await),
     ];
-    let css = t.app.state.assets.url("app.css");
+    let css = admin_portal::web::assets::Assets::embedded().url("app.css");
     let id = {
         let store = t.sim().store();
         store
@@ -204,7 +204,7 @@ async fn a_valid_form_without_the_permission_is_refused_by_the_server() {
     };
     assert!(
         t.sim()
-            .set_user_status(&target, admin_portal::okta_sim::UserStatus::Deprovisioned)
+            .set_user_status(&target, okta_sim::UserStatus::Deprovisioned)
     );
     let b = t.signed_in(AGENT).await;
     let token = b.csrf_token().await;

@@ -1,7 +1,7 @@
 //! The user pages through the real sign-in: search, detail, create, every lifecycle action
 //! from every status, protected and self targets, reason and ticket, audit rows.
 
-use admin_portal::okta_sim::UserStatus as SimStatus;
+use okta_sim::UserStatus as SimStatus;
 
 use crate::helpers::*;
 

@@ -104,7 +104,6 @@ impl Typed {
 }
 
 async fn render(
-    state: &AppState,
     agent: &Agent,
     op: Op,
     user: User,
@@ -112,7 +111,7 @@ async fn render(
     failed: Failed,
 ) -> Result<Response, AppError> {
     let page = ConfirmPage {
-        ctx: PageCtx::for_agent(agent, state, "users").await?,
+        ctx: PageCtx::for_agent(agent, "users").await?,
         kind: op,
         user,
         refusal: failed.refusal,
@@ -141,7 +140,7 @@ async fn confirm<A: UserAction>(
         refusal: refusal.map(|r| r.message()),
         failure: None,
     };
-    render(&state, &agent, A::OP, user, typed, shown).await
+    render(&agent, A::OP, user, typed, shown).await
 }
 
 async fn perform<A: UserAction>(
@@ -169,10 +168,10 @@ async fn perform<A: UserAction>(
         .user_action(&agent.principal, A::OP, &input, &why)
         .await
     {
-        Ok(done) => finished(&state, &agent, A::OP, done).await,
+        Ok(done) => finished(&agent, A::OP, done).await,
         Err(e) => {
             let (failed, user) = outcome::for_form(e)?;
-            render(&state, &agent, A::OP, user, typed, failed).await
+            render(&agent, A::OP, user, typed, failed).await
         }
     }
 }
@@ -186,20 +185,11 @@ async fn invalid(
     typed: Typed,
 ) -> Result<Response, AppError> {
     let (user, _) = state.ops.read_user(user).await?;
-    let failed = Failed {
-        status: StatusCode::UNPROCESSABLE_ENTITY,
-        refusal: None,
-        failure: None,
-    };
-    render(state, agent, op, user, typed, failed).await
+    let failed = Failed::none(StatusCode::UNPROCESSABLE_ENTITY);
+    render(agent, op, user, typed, failed).await
 }
 
-async fn finished(
-    state: &AppState,
-    agent: &Agent,
-    op: Op,
-    done: Done,
-) -> Result<Response, AppError> {
+async fn finished(agent: &Agent, op: Op, done: Done) -> Result<Response, AppError> {
     let Some(user) = done.before else {
         return Err(AppError::Internal(anyhow::anyhow!(
             "a user action without its user"
@@ -210,7 +200,7 @@ async fn finished(
         // Shown once, on this response only: never stored, never logged.
         outcome::warn_if_unrecorded(agent, done.recorded).await?;
         let page = OneTimeLinkPage {
-            ctx: PageCtx::for_agent(agent, state, "users").await?,
+            ctx: PageCtx::for_agent(agent, "users").await?,
             kind: op,
             link_label: link.label,
             link: link.url.expose_secret().to_string(),

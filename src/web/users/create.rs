@@ -146,7 +146,6 @@ struct Problems {
 }
 
 async fn render(
-    state: &AppState,
     agent: &Agent,
     (form, why): (CreateForm, WhyForm),
     groups: Vec<Group>,
@@ -154,7 +153,7 @@ async fn render(
     status: StatusCode,
 ) -> Result<Response, AppError> {
     let page = NewUserPage {
-        ctx: PageCtx::for_agent(agent, state, "users").await?,
+        ctx: PageCtx::for_agent(agent, "users").await?,
         form,
         why,
         errors: problems.errors,
@@ -176,15 +175,7 @@ pub async fn form(
     };
     let groups = state.ops.create_groups().await?;
     let typed = (form, WhyForm::default());
-    render(
-        &state,
-        &agent,
-        typed,
-        groups,
-        Problems::default(),
-        StatusCode::OK,
-    )
-    .await
+    render(&agent, typed, groups, Problems::default(), StatusCode::OK).await
 }
 
 pub async fn create(
@@ -201,20 +192,19 @@ pub async fn create(
         (why, _) => {
             errors.extend(crate::ops::users::validate_new_user(&input, &groups));
             let why_errors = why.err().unwrap_or_default();
+            let (status, failure) = (StatusCode::UNPROCESSABLE_ENTITY, None);
             let problems = Problems {
                 errors,
                 why_errors,
-                failure: None,
+                failure,
             };
-            let status = StatusCode::UNPROCESSABLE_ENTITY;
-            return render(&state, &agent, (form, why_form), groups, problems, status).await;
+            return render(&agent, (form, why_form), groups, problems, status).await;
         }
     };
-    match state
+    let created = state
         .ops
-        .create_user(&agent.principal, input, &groups, &why)
-        .await
-    {
+        .create_user(&agent.principal, input, &groups, &why);
+    match created.await {
         Ok(done) => {
             let user = &done.value;
             let status = user.status.label().to_lowercase();
@@ -224,7 +214,7 @@ pub async fn create(
         }
         Err(e) => {
             let (problems, status) = problems_of(e)?;
-            render(&state, &agent, (form, why_form), groups, problems, status).await
+            render(&agent, (form, why_form), groups, problems, status).await
         }
     }
 }

@@ -109,7 +109,7 @@ pub async fn page(
     let refusal = state.ops.target_refusal(&agent.principal, &user, &groups);
     let actions = available_actions(&agent, &user, refusal.is_some());
     let page = DetailPage {
-        ctx: PageCtx::for_agent(&agent, &state, "users").await?,
+        ctx: PageCtx::for_agent(&agent, "users").await?,
         extra: extra_attributes(&user),
         user,
         groups,

@@ -14,7 +14,6 @@ use crate::error::AppError;
 use crate::okta::OktaError;
 use crate::okta::factors::Factor;
 use crate::okta::models::User;
-use crate::state::AppState;
 use crate::web::forms::WhyForm;
 use crate::web::layout::PageCtx;
 
@@ -116,7 +115,6 @@ impl Feedback {
 
 /// Renders the activation form (with the secret only when `feedback` carries it).
 pub async fn activation_page(
-    state: &AppState,
     agent: &Agent,
     (user, factor): (User, Factor),
     why: WhyForm,
@@ -127,7 +125,7 @@ pub async fn activation_page(
         None => (None, None),
     };
     let page = ActivatePage {
-        ctx: PageCtx::for_agent(agent, state, "users").await?,
+        ctx: PageCtx::for_agent(agent, "users").await?,
         user,
         factor,
         qr,

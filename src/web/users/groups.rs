@@ -51,11 +51,7 @@ fn shown(status: StatusCode) -> Shown {
         chosen: String::new(),
         why: WhyForm::default(),
         why_errors: WhyErrors::default(),
-        failed: Failed {
-            status,
-            refusal: None,
-            failure: None,
-        },
+        failed: Failed::none(status),
     }
 }
 
@@ -67,12 +63,10 @@ async fn render(
 ) -> Result<Response, AppError> {
     let ((user, groups), allowed) =
         tokio::try_join!(state.ops.read_user(user), state.ops.membership_groups())?;
-    let refusal = shown.failed.refusal.or_else(|| {
-        let preview = state
-            .ops
-            .preview(&agent.principal, Op::AddToGroup, &user, &groups);
-        preview.map(|r| r.message())
-    });
+    let preview = state
+        .ops
+        .preview(&agent.principal, Op::AddToGroup, &user, &groups);
+    let refusal = shown.failed.refusal.or(preview.map(|r| r.message()));
     let removing = shown
         .removing
         .and_then(|gid| groups.iter().find(|g| g.id == gid).cloned());
@@ -86,7 +80,7 @@ async fn render(
         (g, changeable)
     });
     let page = GroupsPage {
-        ctx: PageCtx::for_agent(agent, state, "users").await?,
+        ctx: PageCtx::for_agent(agent, "users").await?,
         user,
         member_of: member_of.collect(),
         addable,
@@ -145,6 +139,16 @@ pub async fn remove(
     change(&state, &agent, &id, group, false, &data).await
 }
 
+/// The page as typed, for a re-render after a problem.
+fn typed(data: &FormData, group_id: &str, member: bool) -> Shown {
+    Shown {
+        why: WhyForm::from_form(data),
+        chosen: group_id.to_string(),
+        removing: (!member).then(|| group_id.to_string()),
+        ..shown(StatusCode::UNPROCESSABLE_ENTITY)
+    }
+}
+
 async fn change(
     state: &AppState,
     agent: &Agent,
@@ -154,18 +158,10 @@ async fn change(
     data: &FormData,
 ) -> Result<Response, AppError> {
     let user = outcome::user_ref(id)?;
-    let mut page = Shown {
-        why: WhyForm::from_form(data),
-        chosen: group_id.clone(),
-        ..shown(StatusCode::UNPROCESSABLE_ENTITY)
-    };
-    page.removing = (!member).then(|| group_id.clone());
-    let why = match page.why.check(&state.ops) {
-        Ok(why) => why,
-        Err(errors) => {
-            page.why_errors = errors;
-            return render(state, agent, &user, page).await;
-        }
+    let mut page = typed(data, &group_id, member);
+    let why = page.why.check(&state.ops);
+    let Ok(why) = why.map_err(|errors| page.why_errors = errors) else {
+        return render(state, agent, &user, page).await;
     };
     let change = Membership {
         user: user.clone(),
@@ -177,21 +173,9 @@ async fn change(
         .await
     {
         Ok(done) => {
-            let name = done
-                .before
-                .as_ref()
-                .map(|u| u.display_name())
-                .unwrap_or_default();
-            let op = if member {
-                Op::AddToGroup
-            } else {
-                Op::RemoveFromGroup
-            };
-            let message = format!(
-                "{name} was {} {}.",
-                op.done().trim_end_matches(" the group"),
-                done.value.profile.name
-            );
+            let how = if member { "added to" } else { "removed from" };
+            let group = done.value.profile.name.as_str();
+            let message = format!("{} was {how} {group}.", done.user_name());
             outcome::flash_done(agent, done.recorded, message).await?;
             Ok(Redirect::to(&format!("/users/{id}/groups")).into_response())
         }

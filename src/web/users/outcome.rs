@@ -46,6 +46,17 @@ pub struct Failed {
     pub failure: Option<(String, String)>,
 }
 
+impl Failed {
+    /// Nothing failed (yet): a page shown with `status`.
+    pub fn none(status: StatusCode) -> Failed {
+        Failed {
+            status,
+            refusal: None,
+            failure: None,
+        }
+    }
+}
+
 /// The status of a refusal shown on a form page: 409 when it is about the user's state.
 fn refusal_status(refusal: &Refusal) -> StatusCode {
     if refusal.is_conflict() {
@@ -103,7 +114,7 @@ pub fn into_app_error(error: OpError) -> AppError {
             ..
         } => AppError::Forbidden(d),
         OpError::Refused { refusal, .. } => AppError::Refused(refusal.message()),
-        OpError::Okta { error, .. } => AppError::Okta(error),
+        OpError::Okta { error, .. } => AppError::Okta(*error),
         OpError::Unrecorded(e) => {
             AppError::Internal(e.context("audit record of a refusal or failure"))
         }

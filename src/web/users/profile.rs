@@ -66,7 +66,7 @@ async fn render(
         })
         .collect();
     let page = ProfilePage {
-        ctx: PageCtx::for_agent(agent, state, "users").await?,
+        ctx: PageCtx::for_agent(agent, "users").await?,
         user,
         fields,
         errors: shown.errors,
@@ -84,11 +84,7 @@ fn shown(status: StatusCode) -> Shown {
         errors: FieldErrors::new(),
         why: WhyForm::default(),
         why_errors: WhyErrors::default(),
-        failed: Failed {
-            status,
-            refusal: None,
-            failure: None,
-        },
+        failed: Failed::none(status),
     }
 }
 
@@ -106,6 +102,19 @@ pub async fn form(
     render(&state, &agent, user, page).await
 }
 
+/// The editable attributes as typed, and the `lastUpdated` the form was rendered with.
+fn typed_profile(state: &AppState, data: &FormData) -> (BTreeMap<String, String>, Option<String>) {
+    let editable = &state.ops.users_config().editable_attributes;
+    let typed = data
+        .0
+        .iter()
+        .filter(|(k, _)| editable.contains(k))
+        .map(|(k, v)| (k.clone(), v.trim().to_string()))
+        .collect();
+    let last_updated = Some(data.get("last_updated")).filter(|v| !v.is_empty());
+    (typed, last_updated)
+}
+
 pub async fn save(
     State(state): State<AppState>,
     agent: Require<perm::UsersProfile>,
@@ -113,18 +122,10 @@ pub async fn save(
     data: FormData,
 ) -> Result<Response, AppError> {
     let user = outcome::user_ref(&id)?;
-    let editable = &state.ops.users_config().editable_attributes;
-    let typed: BTreeMap<String, String> = data
-        .0
-        .iter()
-        .filter(|(k, _)| editable.contains(k))
-        .map(|(k, v)| (k.clone(), v.trim().to_string()))
-        .collect();
-    let last_updated = Some(data.get("last_updated")).filter(|v| !v.is_empty());
-    let why_form = WhyForm::from_form(&data);
+    let (typed, last_updated) = typed_profile(&state, &data);
     let mut page = Shown {
         typed,
-        why: why_form,
+        why: WhyForm::from_form(&data),
         ..shown(StatusCode::UNPROCESSABLE_ENTITY)
     };
     let why = match page.why.check(&state.ops) {

@@ -13,9 +13,9 @@ use axum::http::StatusCode;
 
 use crate::error::{AppError, okta_status};
 use crate::okta::OktaError;
-use crate::okta::models::{User, UserStatus};
+use crate::okta::models::{Group, User, UserStatus};
 use crate::okta::search::Search;
-use crate::okta::users::UserQuery;
+use crate::okta::users::{UserPage, UserQuery};
 use crate::state::AppState;
 use crate::web::htmx;
 use crate::web::layout::PageCtx;
@@ -180,10 +180,14 @@ pub fn matches(user: &User, q: &str, status: Option<UserStatus>) -> bool {
     }
 }
 
-async fn search_group(state: &AppState, params: &SearchParams) -> (Results, Option<StatusCode>) {
-    let status = UserStatus::parse(&params.status);
-    let after = params.after.clone().filter(|a| !a.is_empty());
-    match state.okta.group_members(&params.group, 200, after).await {
+/// A page of users (or the failure) as search results.
+fn results_of(
+    page: Result<UserPage, OktaError>,
+    params: &SearchParams,
+    browsing: bool,
+    keep: impl Fn(&User) -> bool,
+) -> (Results, Option<StatusCode>) {
+    match page {
         Ok(page) => (
             Results {
                 next_url: page
@@ -193,11 +197,11 @@ async fn search_group(state: &AppState, params: &SearchParams) -> (Results, Opti
                 rows: page
                     .users
                     .into_iter()
-                    .filter(|u| matches(u, &params.q, status))
+                    .filter(|u| keep(u))
                     .map(Row::from)
                     .collect(),
                 error: None,
-                browsing: false,
+                browsing,
                 paged: params.after.is_some(),
             },
             None,
@@ -207,12 +211,19 @@ async fn search_group(state: &AppState, params: &SearchParams) -> (Results, Opti
                 rows: Vec::new(),
                 next_url: None,
                 error: Some(okta_failure(&e)),
-                browsing: false,
+                browsing,
                 paged: false,
             },
             Some(okta_status(e.kind)),
         ),
     }
+}
+
+async fn search_group(state: &AppState, params: &SearchParams) -> (Results, Option<StatusCode>) {
+    let status = UserStatus::parse(&params.status);
+    let after = params.after.clone().filter(|a| !a.is_empty());
+    let page = state.okta.group_members(&params.group, 200, after).await;
+    results_of(page, params, false, |u| matches(u, &params.q, status))
 }
 
 pub async fn run_search(state: &AppState, params: &SearchParams) -> (Results, Option<StatusCode>) {
@@ -224,37 +235,12 @@ pub async fn run_search(state: &AppState, params: &SearchParams) -> (Results, Op
     let browsing = search.is_none();
     let query = UserQuery {
         search,
-        q: None,
-        filter: None,
         limit: Some(state.config.users.page_size),
         after: params.after.clone().filter(|a| !a.is_empty()),
-        sort_by: None,
+        ..UserQuery::default()
     };
-    match state.okta.list_users(query).await {
-        Ok(page) => (
-            Results {
-                next_url: page
-                    .next_after
-                    .as_deref()
-                    .map(|a| query_string(params, Some(a))),
-                rows: page.users.into_iter().map(Row::from).collect(),
-                error: None,
-                browsing,
-                paged: params.after.is_some(),
-            },
-            None,
-        ),
-        Err(e) => (
-            Results {
-                rows: Vec::new(),
-                next_url: None,
-                error: Some(okta_failure(&e)),
-                browsing,
-                paged: false,
-            },
-            Some(okta_status(e.kind)),
-        ),
-    }
+    let page = state.okta.list_users(query).await;
+    results_of(page, params, browsing, |_| true)
 }
 
 /// The status of a page or fragment whose search failed.
@@ -286,43 +272,38 @@ pub async fn page(
         };
         return Ok((status, Html(fragment.render()?)).into_response());
     }
-    let ctx = PageCtx::for_agent(&agent, &state, "users").await?;
+    let ctx = PageCtx::for_agent(&agent, "users").await?;
     let request_id = agent.meta().request_id.clone();
     // Independent Okta calls run concurrently. The group list is a convenience: if it
     // cannot be read the page still works.
     let ((results, failure), groups) =
         tokio::join!(run_search(&state, &params), state.okta.list_groups("", 200));
-    let status = status_of(&results, failure);
-    let groups = groups
-        .map(|gs| {
-            gs.into_iter()
-                .map(|g| {
-                    let selected = g.id == params.group;
-                    (g.id, g.profile.name, selected)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let statuses = UserStatus::ALL
-        .iter()
-        .map(|s| (s.as_str(), s.label(), s.as_str() == params.status))
-        .collect();
+    let page = SearchPage {
+        ctx,
+        statuses: status_choices(&params.status),
+        groups: groups
+            .map(|gs| group_choices(gs, &params.group))
+            .unwrap_or_default(),
+        params,
+        results,
+        request_id,
+    };
+    Ok((status_of(&page.results, failure), Html(page.render()?)).into_response())
+}
 
-    Ok((
-        status,
-        Html(
-            SearchPage {
-                ctx,
-                params,
-                statuses,
-                groups,
-                results,
-                request_id,
-            }
-            .render()?,
-        ),
-    )
-        .into_response())
+/// (id, name, selected) of every group, for the filter.
+fn group_choices(groups: Vec<Group>, selected: &str) -> Vec<(String, String, bool)> {
+    let choice = |g: Group| {
+        let chosen = g.id == selected;
+        (g.id, g.profile.name, chosen)
+    };
+    groups.into_iter().map(choice).collect()
+}
+
+/// (value, label, selected) of every status, for the filter.
+fn status_choices(selected: &str) -> Vec<(&'static str, &'static str, bool)> {
+    let choice = |s: &UserStatus| (s.as_str(), s.label(), s.as_str() == selected);
+    UserStatus::ALL.iter().map(choice).collect()
 }
 
 #[cfg(test)]

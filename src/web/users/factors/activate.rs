@@ -41,7 +41,7 @@ async fn again(
 ) -> Result<Response, AppError> {
     let (user, _) = state.ops.read_user(user).await?;
     let factor = state.okta.get_factor(&user.id, factor_id).await?;
-    activation_page(state, agent, (user, factor), typed, feedback).await
+    activation_page(agent, (user, factor), typed, feedback).await
 }
 
 /// An Okta failure on the activation form, in an agent's words; everything else as an error page.
@@ -123,7 +123,7 @@ pub async fn resend(
                 .masked_destination()
                 .map(|d| format!("A new code was sent to {d}. The previous code no longer works."));
             let feedback = Feedback::notice(notice);
-            activation_page(&state, &agent, (user, done.value), typed, feedback).await
+            activation_page(&agent, (user, done.value), typed, feedback).await
         }
         Err(e) => {
             let feedback = feedback_of(e, false)?;

@@ -65,7 +65,7 @@ async fn render(
     problems: Problems,
 ) -> Result<Response, AppError> {
     let page = EnrollPage {
-        ctx: PageCtx::for_agent(agent, state, "users").await?,
+        ctx: PageCtx::for_agent(agent, "users").await?,
         user,
         choices: state.ops.enroll_choices(),
         kind: typed.kind,
@@ -85,11 +85,7 @@ fn no_problems() -> Problems {
         status: StatusCode::OK,
         errors: FieldErrors::new(),
         why_errors: WhyErrors::default(),
-        failed: Failed {
-            status: StatusCode::OK,
-            refusal: None,
-            failure: None,
-        },
+        failed: Failed::none(StatusCode::OK),
     }
 }
 
@@ -151,7 +147,7 @@ pub async fn enroll(
                 .ok_or_else(|| anyhow::anyhow!("enrollment without its user"))?;
             outcome::warn_if_unrecorded(&agent, done.recorded).await?;
             let feedback = enrolled(&state, &user, &done.value);
-            activation_page(&state, &agent, (user, done.value), typed.why, feedback).await
+            activation_page(&agent, (user, done.value), typed.why, feedback).await
         }
         Err(e) => failed(&state, &agent, typed, e).await,
     }

@@ -7,10 +7,11 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use crate::auth::extract::{Agent, Require};
 use crate::auth::policy::perm;
+use crate::auth::principal::Principal;
 use crate::error::AppError;
 use crate::okta::factors::Factor;
 use crate::okta::models::User;
-use crate::ops::{Op, UserRef, WhyErrors};
+use crate::ops::{Op, OpError, Recorded, UserRef, Why, WhyErrors};
 use crate::state::AppState;
 use crate::web::forms::{FormData, WhyForm};
 use crate::web::layout::PageCtx;
@@ -31,14 +32,13 @@ struct ResetPage {
 
 /// The confirmation page, as first shown or re-rendered.
 async fn render(
-    state: &AppState,
     agent: &Agent,
     (user, factor): (User, Option<Factor>),
     (why, why_errors): (WhyForm, WhyErrors),
     failed: Failed,
 ) -> Result<Response, AppError> {
     let page = ResetPage {
-        ctx: PageCtx::for_agent(agent, state, "users").await?,
+        ctx: PageCtx::for_agent(agent, "users").await?,
         user,
         factor,
         why,
@@ -86,7 +86,7 @@ async fn form(
             .map(|r| r.message()),
         failure: None,
     };
-    render(&state, agent, (user, factor), Default::default(), shown).await
+    render(agent, (user, factor), Default::default(), shown).await
 }
 
 pub async fn reset_one_form(
@@ -118,33 +118,13 @@ async fn reset(
         Ok(why) => why,
         Err(errors) => {
             let (user, _, factor) = read(&state, &user, factor_id.as_deref()).await?;
-            let failed = Failed {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                refusal: None,
-                failure: None,
-            };
-            return render(&state, agent, (user, factor), (typed, errors), failed).await;
+            let failed = Failed::none(StatusCode::UNPROCESSABLE_ENTITY);
+            return render(agent, (user, factor), (typed, errors), failed).await;
         }
     };
-    let principal = &agent.principal;
-    let result = match &factor_id {
-        Some(fid) => state
-            .ops
-            .remove_factor(principal, &user, fid, false, &why)
-            .await
-            .map(|d| (d.before, d.recorded, d.value.label())),
-        None => state
-            .ops
-            .reset_all_factors(principal, &user, &why)
-            .await
-            .map(|d| (d.before, d.recorded, "all factors".to_string())),
-    };
+    let result = call(&state, &agent.principal, &user, factor_id.as_deref(), &why).await;
     match result {
-        Ok((before, recorded, what)) => {
-            let name = before
-                .as_ref()
-                .map(|u| u.display_name())
-                .unwrap_or_default();
+        Ok((name, recorded, what)) => {
             outcome::flash_done(agent, recorded, format!("Reset {what} for {name}.")).await?;
             Ok(Redirect::to(&format!("/users/{id}#factors")).into_response())
         }
@@ -154,14 +134,28 @@ async fn reset(
                 Some(fid) => state.okta.get_factor(&user.id, fid).await.ok(),
                 None => None,
             };
-            render(
-                &state,
-                agent,
-                (user, factor),
-                (typed, WhyErrors::default()),
-                failed,
-            )
-            .await
+            render(agent, (user, factor), (typed, WhyErrors::default()), failed).await
+        }
+    }
+}
+
+/// Resets one factor or all: (user name, recorded, what was reset).
+async fn call(
+    state: &AppState,
+    principal: &Principal,
+    user: &UserRef,
+    factor_id: Option<&str>,
+    why: &Why,
+) -> Result<(String, Recorded, String), OpError> {
+    let ops = &state.ops;
+    match factor_id {
+        Some(fid) => {
+            let done = ops.remove_factor(principal, user, fid, false, why).await?;
+            Ok((done.user_name(), done.recorded, done.value.label()))
+        }
+        None => {
+            let done = ops.reset_all_factors(principal, user, why).await?;
+            Ok((done.user_name(), done.recorded, "all factors".to_string()))
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use admin_portal::okta_sim::{
+use okta_sim::{
     self, Channel, DEMO_API_TOKEN, FactorStatus, FactorType, RunningSim, SimOptions, SimState,
     UserStatus,
 };
@@ -79,7 +79,7 @@ fn totp_code(secret_base32: &str, at: u64) -> String {
 
 impl Sim {
     async fn new() -> Sim {
-        admin_portal::startup::init_tls();
+        crate::harness::init_tls();
         let sim = okta_sim::spawn(
             SocketAddr::from(([127, 0, 0, 1], 0)),
             SimOptions {

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::helpers::*;
+use crate::harness::*;
 
 async fn json(response: reqwest::Response) -> (u16, reqwest::header::HeaderMap, Value) {
     let status = response.status().as_u16();
@@ -12,7 +12,7 @@ async fn json(response: reqwest::Response) -> (u16, reqwest::header::HeaderMap, 
 }
 
 fn http() -> reqwest::Client {
-    admin_portal::startup::init_tls();
+    crate::harness::init_tls();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -21,7 +21,7 @@ fn http() -> reqwest::Client {
 
 #[tokio::test]
 async fn discovery_documents_and_keys() {
-    let t = TestApp::spawn().await;
+    let t = SimApp::spawn().await;
     let iss = t.sim.issuer().to_string();
     let (status, headers, doc) = json(
         http()
@@ -80,7 +80,7 @@ async fn discovery_documents_and_keys() {
 
 #[tokio::test]
 async fn token_endpoint_client_authentication_errors() {
-    let t = TestApp::spawn().await;
+    let t = SimApp::spawn().await;
     let url = format!("{}/v1/token", t.sim.issuer());
     let form = [
         ("grant_type", "client_credentials"),
@@ -131,7 +131,7 @@ async fn token_endpoint_client_authentication_errors() {
 
 #[tokio::test]
 async fn client_credentials_grants_only_the_clients_scopes() {
-    let t = TestApp::spawn().await;
+    let t = SimApp::spawn().await;
     let url = format!("{}/v1/token", t.sim.issuer());
     let post = |scope: &'static str| {
         http()
@@ -200,11 +200,11 @@ async fn client_credentials_grants_only_the_clients_scopes() {
 
 #[tokio::test]
 async fn authorize_refuses_unknown_redirect_uri_without_redirecting() {
-    let t = TestApp::spawn().await;
+    let t = SimApp::spawn().await;
     let url = format!(
         "{}/v1/authorize?client_id={}&response_type=code&scope=openid&state=s&redirect_uri={}",
         t.sim.issuer(),
-        admin_portal::okta_sim::PORTAL_CLIENT_ID,
+        okta_sim::PORTAL_CLIENT_ID,
         url_encode("https://evil.example/cb")
     );
     let response = http().get(url).send().await.unwrap();
@@ -214,12 +214,12 @@ async fn authorize_refuses_unknown_redirect_uri_without_redirecting() {
 
 #[tokio::test]
 async fn authorize_errors_are_redirected_with_state() {
-    let t = TestApp::spawn().await;
+    let t = SimApp::spawn().await;
     let redirect = url_encode(&t.url("/auth/callback"));
     let base = format!(
         "{}/v1/authorize?client_id={}&redirect_uri={redirect}",
         t.sim.issuer(),
-        admin_portal::okta_sim::PORTAL_CLIENT_ID
+        okta_sim::PORTAL_CLIENT_ID
     );
     let cases = [
         (
@@ -263,7 +263,7 @@ async fn authorize_errors_are_redirected_with_state() {
 
 #[tokio::test]
 async fn userinfo_answers_by_scope_and_refuses_bad_tokens() {
-    let t = TestApp::spawn().await;
+    let t = SimApp::spawn().await;
     let response = http()
         .get(format!("{}/v1/userinfo", t.sim.issuer()))
         .bearer_auth("not-a-token")
@@ -300,7 +300,7 @@ async fn userinfo_answers_by_scope_and_refuses_bad_tokens() {
 
 #[tokio::test]
 async fn logout_requires_a_valid_hint_and_a_registered_redirect() {
-    let t = TestApp::spawn().await;
+    let t = SimApp::spawn().await;
     let url = format!("{}/v1/logout", t.sim.issuer());
     let response = http().get(&url).send().await.unwrap();
     assert_eq!(response.status(), 400);

@@ -574,3 +574,48 @@ pub fn random_token(len: usize) -> String {
         .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
         .collect()
 }
+
+/// Runs the simulator alone on `addr` with the portal client registered for a portal at
+/// `portal_url`, prints how to use it, and serves until `shutdown` completes.
+pub async fn run_standalone(
+    addr: SocketAddr,
+    portal_url: &str,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let sim = spawn(addr, SimOptions::default()).await?;
+    sim.state.register_client(portal_client(portal_url));
+    println!(
+        "Okta simulator at {} (issuer {})",
+        sim.base_url(),
+        sim.issuer()
+    );
+    println!("Portal client: {PORTAL_CLIENT_ID} / {PORTAL_CLIENT_SECRET}");
+    println!("Demo password: {DEMO_PASSWORD}");
+    shutdown.await;
+    sim.stop().await;
+    Ok(())
+}
+
+/// Completes on Ctrl-C or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

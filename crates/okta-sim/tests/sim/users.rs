@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use admin_portal::okta_sim::{
+use okta_sim::{
     self, Fault, FaultKind, RunningSim, SERVICE_APP_CLIENT_ID, SERVICE_APP_KEY_PEM,
     SERVICE_APP_KID, SimOptions, SimState, UserStatus,
 };
@@ -87,7 +87,7 @@ impl Resp {
 
 impl Sim {
     async fn new() -> Sim {
-        admin_portal::startup::init_tls();
+        crate::harness::init_tls();
         let sim = okta_sim::spawn(
             SocketAddr::from(([127, 0, 0, 1], 0)),
             SimOptions {
@@ -548,7 +548,7 @@ async fn client_assertion_rules() {
         );
     }
     // Signed by another key.
-    let rogue = include_str!("../../src/okta_sim/keys/rogue-key.pem");
+    let rogue = include_str!("../../src/keys/rogue-key.pem");
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
     header.kid = Some(SERVICE_APP_KID.into());
     let forged = jsonwebtoken::encode(
@@ -823,7 +823,7 @@ async fn search_operators_logic_escaping_and_sorting() {
     let store_users: Vec<_> = s.state().store().users.values().cloned().collect();
     let search = |expr: &str| format!("/api/v1/users?search={}", enc(expr));
     let found = |r: Resp| r.ids().into_iter().collect::<BTreeSet<String>>();
-    let expect = |pred: &dyn Fn(&admin_portal::okta_sim::SimUser) -> bool| -> BTreeSet<String> {
+    let expect = |pred: &dyn Fn(&okta_sim::SimUser) -> bool| -> BTreeSet<String> {
         store_users
             .iter()
             .filter(|u| pred(u))
@@ -856,7 +856,7 @@ async fn search_operators_logic_escaping_and_sorting() {
     assert!(!expect(&|u| u.mobile_phone.is_some()).is_empty());
     // gt / ge / lt / le on dates.
     let pivot = store_users[20].created;
-    let pivot_s = admin_portal::okta_sim::users::timestamp(pivot);
+    let pivot_s = okta_sim::users::timestamp(pivot);
     for op in ["gt", "ge", "lt", "le"] {
         let r = s
             .get(&search(&format!(r#"created {op} "{pivot_s}""#)))
@@ -1395,7 +1395,7 @@ async fn update_user_partial_and_full() {
 }
 
 fn crate_ts(t: time::OffsetDateTime) -> String {
-    admin_portal::okta_sim::users::timestamp(t)
+    okta_sim::users::timestamp(t)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -2311,11 +2311,11 @@ async fn observation_hooks() {
 
 #[tokio::test]
 async fn faults_can_hit_a_rate_of_requests() {
-    use admin_portal::okta_sim::{Fault, FaultKind};
-    admin_portal::startup::init_tls();
-    let sim = admin_portal::okta_sim::spawn(
+    use okta_sim::{Fault, FaultKind};
+    crate::harness::init_tls();
+    let sim = okta_sim::spawn(
         std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        admin_portal::okta_sim::SimOptions {
+        okta_sim::SimOptions {
             end_users: 5,
             ..Default::default()
         },
