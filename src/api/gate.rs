@@ -81,11 +81,13 @@ impl Verifier {
 }
 
 type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
+/// A client's limiter with its requests per minute and burst.
+type ClientLimiter = Arc<(Limiter, u32, u32)>;
 
 /// One in-process limiter per client (limits are per instance; see the README).
 #[derive(Default)]
 pub struct Limits {
-    limiters: Mutex<HashMap<String, Arc<(Limiter, u32, u32)>>>,
+    limiters: Mutex<HashMap<String, ClientLimiter>>,
 }
 
 /// What a client has left, for the `RateLimit` headers.
@@ -96,7 +98,7 @@ pub struct Budget {
 }
 
 impl Limits {
-    fn limiter(&self, client: &ApiClient) -> Arc<(Limiter, u32, u32)> {
+    fn limiter(&self, client: &ApiClient) -> ClientLimiter {
         let mut map = self.limiters.lock().unwrap_or_else(|p| p.into_inner());
         let entry = map.entry(client.id.clone()).or_insert_with(|| {
             let rpm = NonZeroU32::new(client.requests_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);

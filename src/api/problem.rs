@@ -45,9 +45,26 @@ pub struct Problem {
     pub okta_error_code: Option<String>,
 }
 
-/// A problem on its way out, with the headers it needs.
+/// A problem on its way out (boxed: it travels in `Result`s).
 #[derive(Debug, Clone)]
-pub struct ApiProblem {
+pub struct ApiProblem(Box<ProblemData>);
+
+impl std::ops::Deref for ApiProblem {
+    type Target = ProblemData;
+    fn deref(&self) -> &ProblemData {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ApiProblem {
+    fn deref_mut(&mut self) -> &mut ProblemData {
+        &mut self.0
+    }
+}
+
+/// What a problem says, with the headers it needs.
+#[derive(Debug, Clone)]
+pub struct ProblemData {
     pub status: StatusCode,
     pub code: &'static str,
     pub title: &'static str,
@@ -61,7 +78,7 @@ pub struct ApiProblem {
 
 impl ApiProblem {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> ApiProblem {
-        ApiProblem {
+        ApiProblem(Box::new(ProblemData {
             status,
             code,
             title: status.canonical_reason().unwrap_or("Error"),
@@ -71,7 +88,7 @@ impl ApiProblem {
             okta_request_id: None,
             okta_error_code: None,
             headers: Vec::new(),
-        }
+        }))
     }
 
     pub fn header(mut self, name: HeaderName, value: impl Into<String>) -> ApiProblem {
