@@ -230,6 +230,14 @@ impl ApiState {
     }
 }
 
+impl ApiState {
+    /// The reason and ticket of a change, checked by the operations layer's rules.
+    pub fn why(&self, reason: &str, ticket: &str) -> Result<crate::ops::Why, problem::ApiProblem> {
+        crate::ops::Why::new(reason.trim(), ticket.trim(), self.ops.why_rules())
+            .map_err(problem::ApiProblem::from)
+    }
+}
+
 /// The `/api` router: `/v1/…` (authenticated), `/openapi.json` and `/docs` (public).
 pub fn router(state: &AppState) -> Router<AppState> {
     let api = ApiState::new(state);

@@ -72,24 +72,16 @@ pub async fn enroll(
     Body(body): Body<EnrollBody>,
 ) -> ApiResult {
     let principal = &service.principal;
-    let why = Reason {
-        reason: body.reason.clone(),
-        ticket: body.ticket.clone(),
-    }
-    .why(api.ops.why_rules())?;
+    let why = api.why(&body.reason, &body.ticket)?;
     let user = user_ref(&id)?;
-    let request = api
-        .ops
-        .enroll_request(
-            &body.factor_type,
-            body.phone_number.trim(),
-            body.email.trim(),
-        )
-        .map_err(crate::ops::OpError::Invalid)?;
+    let (phone, email) = (body.phone_number.trim(), body.email.trim());
+    let request = api.ops.enroll_request(&body.factor_type, phone, email);
+    let request = request.map_err(crate::ops::OpError::Invalid)?;
     let fingerprint = (&id, &body);
+    let subject = &principal.subject;
     idempotency::once(
         &api,
-        &principal.subject,
+        subject,
         &headers,
         &fingerprint,
         without_secret,
@@ -98,15 +90,19 @@ pub async fn enroll(
                 .ops
                 .enroll_factor(principal, &user, &request, &why)
                 .await?;
-            let body = serde_json::to_value(ApiFactor::new(&done.value, true)).unwrap_or_default();
-            Ok(Stored {
-                status: StatusCode::CREATED,
-                location: None,
-                body,
-            })
+            Ok(created(&done.value))
         },
     )
     .await
+}
+
+fn created(factor: &crate::okta::factors::Factor) -> Stored {
+    let body = serde_json::to_value(ApiFactor::new(factor, true)).unwrap_or_default();
+    Stored {
+        status: StatusCode::CREATED,
+        location: None,
+        body,
+    }
 }
 
 /// Activate body.
@@ -131,11 +127,7 @@ pub async fn activate(
     Path((id, factor)): Path<(String, String)>,
     Body(body): Body<ActivateBody>,
 ) -> ApiResult {
-    let why = Reason {
-        reason: body.reason,
-        ticket: body.ticket,
-    }
-    .why(api.ops.why_rules())?;
+    let why = api.why(&body.reason, &body.ticket)?;
     let done = api
         .ops
         .activate_factor(

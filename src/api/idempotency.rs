@@ -68,7 +68,8 @@ fn now() -> i64 {
 
 type Row = (String, Option<i32>, Option<String>, Option<String>);
 
-async fn claim(db: &Database, client: &str, key: &str, hash: &str) -> anyhow::Result<Claim> {
+/// Forgets expired keys and tries to take this one; true when it was free.
+async fn insert(db: &Database, client: &str, key: &str, hash: &str) -> anyhow::Result<bool> {
     let (now, expired) = (now(), now() - TTL_SECONDS);
     let inserted = match db {
         Database::Sqlite(pool) => {
@@ -88,7 +89,11 @@ async fn claim(db: &Database, client: &str, key: &str, hash: &str) -> anyhow::Re
                 .bind(client).bind(key).bind(hash).bind(now).execute(pool).await?.rows_affected()
         }
     };
-    if inserted == 1 {
+    Ok(inserted == 1)
+}
+
+async fn claim(db: &Database, client: &str, key: &str, hash: &str) -> anyhow::Result<Claim> {
+    if insert(db, client, key, hash).await? {
         return Ok(Claim::Fresh);
     }
     let row: Option<Row> = match db {
@@ -109,6 +114,31 @@ async fn claim(db: &Database, client: &str, key: &str, hash: &str) -> anyhow::Re
                 .unwrap_or(Value::Null),
         }),
     })
+}
+
+/// What to answer at once for a key that is not fresh.
+fn answer(claim: Claim) -> Option<Result<Response, ApiProblem>> {
+    match claim {
+        Claim::Fresh => None,
+        Claim::Replay(stored) => {
+            let mut response = stored.into_response();
+            let replayed = HeaderValue::from_static("true");
+            response
+                .headers_mut()
+                .insert("idempotent-replayed", replayed);
+            Some(Ok(response))
+        }
+        Claim::Mismatch => Some(Err(ApiProblem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "This Idempotency-Key was used with a different request body.",
+        ))),
+        Claim::Running => Some(Err(ApiProblem::new(
+            StatusCode::CONFLICT,
+            "idempotency_in_progress",
+            "A request with this Idempotency-Key is still running; retry later.",
+        ))),
+    }
 }
 
 async fn finish(
@@ -170,32 +200,9 @@ where
     let Some(key) = key_of(headers)? else {
         return Ok(work().await?.into_response());
     };
-    match claim(&api.db, client, &key, &hash_of(request))
-        .await
-        .map_err(store_failed)?
-    {
-        Claim::Fresh => {}
-        Claim::Replay(stored) => {
-            let mut response = stored.into_response();
-            response
-                .headers_mut()
-                .insert("idempotent-replayed", HeaderValue::from_static("true"));
-            return Ok(response);
-        }
-        Claim::Mismatch => {
-            return Err(ApiProblem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
-                "This Idempotency-Key was used with a different request body.",
-            ));
-        }
-        Claim::Running => {
-            return Err(ApiProblem::new(
-                StatusCode::CONFLICT,
-                "idempotency_in_progress",
-                "A request with this Idempotency-Key is still running; retry later.",
-            ));
-        }
+    let claimed = claim(&api.db, client, &key, &hash_of(request)).await;
+    if let Some(answer) = answer(claimed.map_err(store_failed)?) {
+        return answer;
     }
     let result = work().await;
     let kept = result.as_ref().ok().map(keep);

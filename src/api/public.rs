@@ -121,6 +121,29 @@ pub struct AuditQuery {
     pub after: Option<i64>,
 }
 
+fn audit_limit(q: &AuditQuery) -> Result<i64, ApiProblem> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        let message = "limit must be between 1 and 200.".to_string();
+        return Err(ApiProblem::invalid([("limit".to_string(), message)].into()));
+    }
+    Ok(limit)
+}
+
+fn filter_of(q: &AuditQuery) -> ActivityFilter {
+    ActivityFilter {
+        agent: q.agent.clone(),
+        target: q.target.clone(),
+        target_id: None,
+        action: q.action.clone(),
+        outcome: q.outcome.clone(),
+        from: q.from.clone(),
+        to: q.to.clone(),
+        ticket: q.ticket.clone(),
+        client: q.client.clone(),
+    }
+}
+
 fn audit_pairs(q: &AuditQuery, limit: i64) -> Vec<(&'static str, String)> {
     let fields = [
         ("agent", &q.agent),
@@ -196,43 +219,18 @@ pub async fn audit(
     service: Require<perm::AuditRead, Service>,
     Params(q): Params<AuditQuery>,
 ) -> ApiResult {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiProblem::invalid(
-            [(
-                "limit".to_string(),
-                "limit must be between 1 and 200.".to_string(),
-            )]
-            .into(),
-        ));
-    }
-    let filter = ActivityFilter {
-        agent: q.agent.clone(),
-        target: q.target.clone(),
-        target_id: None,
-        action: q.action.clone(),
-        outcome: q.outcome.clone(),
-        from: q.from.clone(),
-        to: q.to.clone(),
-        ticket: q.ticket.clone(),
-        client: q.client.clone(),
-    };
+    let limit = audit_limit(&q)?;
+    let filter = filter_of(&q);
     let page = api
         .ops
         .read_audit(&service.principal, &filter, q.after, limit)
         .await?;
-    let link = page.next_before.map(|b| {
-        next_link(
-            &api,
-            "/api/v1/audit",
-            &audit_pairs(&q, limit),
-            &b.to_string(),
-        )
-    });
+    let pairs = audit_pairs(&q, limit);
+    let path = "/api/v1/audit";
+    let link = page
+        .next_before
+        .map(|b| next_link(&api, path, &pairs, &b.to_string()));
     let records: Vec<ApiRecord> = page.records.into_iter().map(ApiRecord::from).collect();
-    let mut response = axum::Json(records).into_response();
-    if let Some(v) = link.and_then(|l| axum::http::HeaderValue::from_str(&l).ok()) {
-        response.headers_mut().insert(axum::http::header::LINK, v);
-    }
-    Ok(response)
+    let response = axum::Json(records).into_response();
+    Ok(super::users::with_link(response, link))
 }

@@ -18,7 +18,7 @@ use super::problem::{ApiProblem, Problem};
 use super::{ApiState, Service};
 use crate::auth::extract::Require;
 use crate::auth::policy::{Permission, perm};
-use crate::okta::models::UserStatus;
+use crate::okta::models::{Group, UserStatus};
 use crate::ops::groups::Membership;
 use crate::ops::lifecycle::UserAction;
 use crate::ops::reads::UserSearch;
@@ -86,7 +86,7 @@ pub fn next_link(api: &ApiState, path: &str, pairs: &[(&str, String)], after: &s
     format!("<{base}{path}?{}>; rel=\"next\"", query.finish())
 }
 
-fn with_link(mut response: Response, link: Option<String>) -> Response {
+pub fn with_link(mut response: Response, link: Option<String>) -> Response {
     if let Some(v) = link.and_then(|l| HeaderValue::from_str(&l).ok()) {
         response.headers_mut().insert(header::LINK, v);
     }
@@ -187,39 +187,37 @@ pub struct NewProfile {
     pub mobile_phone: String,
 }
 
-fn create_input(
-    body: &CreateBody,
-    allowed: &[crate::okta::models::Group],
-) -> Result<CreateUser, ApiProblem> {
-    let password = match (body.credential.as_str(), &body.password) {
-        ("email", None) => None,
-        ("password", Some(p)) => Some(SecretString::from(p.clone())),
-        ("password", None) => {
-            return Err(ApiProblem::invalid(BTreeMap::from([(
-                "password".into(),
-                "Give the password.".into(),
-            )])));
-        }
-        _ => {
-            return Err(ApiProblem::invalid(BTreeMap::from([(
-                "credential".into(),
-                "credential is email (no password) or password (with password).".into(),
-            )])));
-        }
-    };
-    let known = |g: &String| allowed.iter().find(|a| &a.profile.name == g || &a.id == g);
-    let mut group_ids = Vec::new();
-    for g in &body.groups {
-        match known(g) {
-            Some(group) => group_ids.push(group.id.clone()),
-            None => {
-                return Err(ApiProblem::invalid(BTreeMap::from([(
-                    "groups".into(),
-                    format!("\"{g}\" is not one of the groups new users may join."),
-                )])));
-            }
-        }
+fn field_problem(field: &str, message: impl Into<String>) -> ApiProblem {
+    ApiProblem::invalid(BTreeMap::from([(field.to_string(), message.into())]))
+}
+
+fn password_of(body: &CreateBody) -> Result<Option<SecretString>, ApiProblem> {
+    match (body.credential.as_str(), &body.password) {
+        ("email", None) => Ok(None),
+        ("password", Some(p)) => Ok(Some(SecretString::from(p.clone()))),
+        ("password", None) => Err(field_problem("password", "Give the password.")),
+        _ => Err(field_problem(
+            "credential",
+            "credential is email (no password) or password (with password).",
+        )),
     }
+}
+
+fn group_ids(body: &CreateBody, allowed: &[Group]) -> Result<Vec<String>, ApiProblem> {
+    let known = |g: &String| allowed.iter().find(|a| &a.profile.name == g || &a.id == g);
+    body.groups
+        .iter()
+        .map(|g| match known(g) {
+            Some(group) => Ok(group.id.clone()),
+            None => Err(field_problem(
+                "groups",
+                format!("\"{g}\" is not one of the groups new users may join."),
+            )),
+        })
+        .collect()
+}
+
+fn create_input(body: &CreateBody, allowed: &[Group]) -> Result<CreateUser, ApiProblem> {
     let p = &body.profile;
     Ok(CreateUser {
         first_name: p.first_name.trim().to_string(),
@@ -227,9 +225,28 @@ fn create_input(
         email: p.email.trim().to_string(),
         login: p.login.trim().to_string(),
         mobile_phone: p.mobile_phone.trim().to_string(),
-        password,
-        group_ids,
+        password: password_of(body)?,
+        group_ids: group_ids(body, allowed)?,
         activate: body.activate,
+    })
+}
+
+async fn create_once(
+    api: &ApiState,
+    principal: &crate::auth::principal::Principal,
+    body: &CreateBody,
+    why: &crate::ops::Why,
+) -> Result<Stored, ApiProblem> {
+    let allowed = api.ops.create_groups().await.map_err(ApiProblem::from)?;
+    let input = create_input(body, &allowed)?;
+    let done = api.ops.create_user(principal, input, &allowed, why).await?;
+    let base = api.public_base.as_str().trim_end_matches('/');
+    let location = format!("{base}/api/v1/users/{}", done.value.id);
+    let body = serde_json::to_value(ApiUser::from(done.value)).unwrap_or(Value::Null);
+    Ok(Stored {
+        status: StatusCode::CREATED,
+        location: Some(location),
+        body,
     })
 }
 
@@ -246,38 +263,13 @@ pub async fn create(
     Body(body): Body<CreateBody>,
 ) -> ApiResult {
     let principal = &service.principal;
-    let why = Reason {
-        reason: body.reason.clone(),
-        ticket: body.ticket.clone(),
-    }
-    .why(api.ops.why_rules())?;
+    let why = api.why(&body.reason, &body.ticket)?;
+    // The password itself is not hashed into the stored fingerprint, only its length.
     let fingerprint = (&body, body.password.as_ref().map(|p| p.len()));
-    idempotency::once(
-        &api,
-        &principal.subject,
-        &headers,
-        &fingerprint,
-        Stored::clone,
-        || async {
-            let allowed = api.ops.create_groups().await.map_err(ApiProblem::from)?;
-            let input = create_input(&body, &allowed)?;
-            let done = api
-                .ops
-                .create_user(principal, input, &allowed, &why)
-                .await?;
-            let location = format!(
-                "{}/api/v1/users/{}",
-                api.public_base.as_str().trim_end_matches('/'),
-                done.value.id
-            );
-            let body = serde_json::to_value(ApiUser::from(done.value)).unwrap_or(Value::Null);
-            Ok(Stored {
-                status: StatusCode::CREATED,
-                location: Some(location),
-                body,
-            })
-        },
-    )
+    let subject = &principal.subject;
+    idempotency::once(&api, subject, &headers, &fingerprint, Stored::clone, || {
+        create_once(&api, principal, &body, &why)
+    })
     .await
 }
 
@@ -319,11 +311,7 @@ pub async fn patch(
     Body(body): Body<PatchBody>,
 ) -> ApiResult {
     let expected = expected_version(&headers)?;
-    let why = Reason {
-        reason: body.reason,
-        ticket: body.ticket,
-    }
-    .why(api.ops.why_rules())?;
+    let why = api.why(&body.reason, &body.ticket)?;
     let changes = body
         .profile
         .into_iter()
@@ -376,11 +364,7 @@ fn lifecycle_op(name: &str) -> Option<Op> {
 }
 
 async fn act(api: &ApiState, service: &Service, op: Op, id: &str, body: ActionBody) -> ApiResult {
-    let why = Reason {
-        reason: body.reason,
-        ticket: body.ticket,
-    }
-    .why(api.ops.why_rules())?;
+    let why = api.why(&body.reason, &body.ticket)?;
     let input = UserAction {
         user: user_ref(id)?,
         send_email: body.send_email.unwrap_or(true),
