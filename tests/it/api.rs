@@ -749,3 +749,214 @@ async fn refusals_change_nothing_in_okta() {
         .unwrap();
     assert_eq!(denied.client_id.as_deref(), Some(CUSTOMER));
 }
+
+fn group_id(t: &TestApp, name: &str) -> String {
+    let store = t.sim().store();
+    store
+        .groups
+        .values()
+        .find(|g| g.name == name)
+        .unwrap()
+        .id
+        .clone()
+}
+
+#[tokio::test]
+async fn groups_sessions_and_factors_change_okta_through_the_operations() {
+    let t = spawn().await;
+    let token = token(&t, SUPPORT, SUPPORT_SCOPES).await;
+    let id = t.plain_active_user();
+    let sales = group_id(&t, "Sales");
+    let path = format!("/api/v1/users/{id}/groups/{sales}");
+    let added = call(&t, Method::PUT, &path, Some(&token), Some(why()), &[]).await;
+    assert_eq!(added.status, 200, "{:?}", added.body);
+    assert!(t.sim().user(&id).unwrap().group_ids.contains(&sales));
+    let removed = call(&t, Method::DELETE, &path, Some(&token), Some(why()), &[]).await;
+    assert_eq!(removed.status, 200);
+    assert!(!t.sim().user(&id).unwrap().group_ids.contains(&sales));
+    let admins = group_id(&t, "Portal-Admins");
+    let path = format!("/api/v1/users/{id}/groups/{admins}");
+    let refused = call(&t, Method::PUT, &path, Some(&token), Some(why()), &[]).await;
+    assert_eq!(
+        (refused.status.as_u16(), refused.code()),
+        (403, "group_not_allowed")
+    );
+    assert!(!t.sim().user(&id).unwrap().group_ids.contains(&admins));
+
+    let sessions = format!("/api/v1/users/{id}/sessions");
+    let cleared = call(
+        &t,
+        Method::DELETE,
+        &sessions,
+        Some(&token),
+        Some(json!({"reason": "Lost laptop reported by the user", "oauthTokens": true})),
+        &[],
+    )
+    .await;
+    assert_eq!(cleared.status, 200, "{:?}", cleared.body);
+    assert_eq!(
+        t.sim()
+            .requests("DELETE", &format!("/api/v1/users/{id}/sessions"))[0]
+            .query
+            .as_deref(),
+        Some("oauthTokens=true")
+    );
+
+    let factors = format!("/api/v1/users/{id}/factors");
+    let body = json!({"factorType": "sms", "phoneNumber": "+1 555 555 0199", "reason": "Enrolling SMS on the user's request"});
+    let key = [("idempotency-key", "enroll-1")];
+    let enrolled = call(
+        &t,
+        Method::POST,
+        &factors,
+        Some(&token),
+        Some(body.clone()),
+        &key,
+    )
+    .await;
+    assert_eq!(enrolled.status, 201, "{:?}", enrolled.body);
+    assert_eq!(enrolled.body["status"], "PENDING_ACTIVATION");
+    let replay = call(&t, Method::POST, &factors, Some(&token), Some(body), &key).await;
+    assert_eq!(
+        (replay.status.as_u16(), &replay.body["id"]),
+        (201, &enrolled.body["id"])
+    );
+    assert_eq!(t.sim().factors(&id).len(), 1, "one enrollment in Okta");
+    let fid = enrolled.body["id"].as_str().unwrap().to_string();
+    let code = t.sim().last_passcode(&fid).unwrap();
+    let activate = format!("{factors}/{fid}/activate");
+    let wrong = call(
+        &t,
+        Method::POST,
+        &activate,
+        Some(&token),
+        Some(json!({"passCode": "000000", "reason": "User read the code to me"})),
+        &[],
+    )
+    .await;
+    assert_eq!(wrong.status.as_u16(), 422, "{:?}", wrong.body);
+    let active = call(
+        &t,
+        Method::POST,
+        &activate,
+        Some(&token),
+        Some(json!({"passCode": code, "reason": "User read the code to me"})),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (active.status.as_u16(), &active.body["status"]),
+        (200, &json!("ACTIVE")),
+        "{:?}",
+        active.body
+    );
+    let list = call(&t, Method::GET, &factors, Some(&token), None, &[]).await;
+    assert_eq!(list.body[0]["id"], json!(fid));
+    assert!(list.body[0].get("activation").is_none());
+    let reset = call(
+        &t,
+        Method::DELETE,
+        &format!("{factors}/{fid}"),
+        Some(&token),
+        Some(why()),
+        &[],
+    )
+    .await;
+    assert_eq!(reset.status, 200, "{:?}", reset.body);
+    assert!(t.sim().factors(&id).is_empty());
+    let actions: Vec<String> = t
+        .audit()
+        .await
+        .into_iter()
+        .filter(|r| r.client_id.as_deref() == Some(SUPPORT))
+        .map(|r| format!("{} {}", r.action, r.outcome))
+        .collect();
+    for expected in [
+        "user.group_add success",
+        "user.group_remove success",
+        "user.group_add denied",
+        "user.clear_sessions success",
+        "factors.enroll success",
+        "factors.activate failure",
+        "factors.activate success",
+        "factors.reset success",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == expected),
+            "{expected}: {actions:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_audit_trail_pages_with_link_for_a_client_granted_audit_read() {
+    let t = TestApp::spawn_with(|c| {
+        let mut rules = admin_portal::api::demo_rules();
+        rules
+            .get_mut("audit.read")
+            .unwrap()
+            .clients
+            .push(SUPPORT.into());
+        c.policy.permissions = Some(rules);
+    })
+    .await;
+    let mut scopes = SUPPORT_SCOPES.to_vec();
+    scopes.push("admin.audit.read");
+    let token = token(&t, SUPPORT, &scopes).await;
+    let id = t.plain_active_user();
+    for op in ["suspend", "unsuspend", "suspend"] {
+        let done = call(
+            &t,
+            Method::POST,
+            &format!("/api/v1/users/{id}/lifecycle/{op}"),
+            Some(&token),
+            Some(why()),
+            &[],
+        )
+        .await;
+        assert_eq!(done.status, 200);
+    }
+    let first = call(
+        &t,
+        Method::GET,
+        &format!("/api/v1/audit?client={SUPPORT}&limit=2"),
+        Some(&token),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    assert_eq!(first.body.as_array().unwrap().len(), 2);
+    assert_eq!(first.body[0]["action"], "user.suspend");
+    assert_eq!(first.body[0]["clientId"], SUPPORT);
+    let link = first.header("link");
+    let next = link
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap()
+        .strip_prefix(&t.base)
+        .unwrap()
+        .to_string();
+    assert!(
+        next.contains("limit=2") && next.contains("client="),
+        "{next}"
+    );
+    let second = call(&t, Method::GET, &next, Some(&token), None, &[]).await;
+    assert_eq!(second.body.as_array().unwrap().len(), 1);
+    assert_eq!(second.body[0]["action"], "user.suspend");
+    assert!(second.header("link").is_empty());
+    let bad = call(
+        &t,
+        Method::GET,
+        "/api/v1/audit?from=yesterday",
+        Some(&token),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (bad.status.as_u16(), bad.code()),
+        (422, "validation_failed")
+    );
+}
