@@ -42,6 +42,8 @@ pub struct Config {
     pub mfa: MfaConfig,
     #[serde(default)]
     pub http: crate::web::security::HttpConfig,
+    #[serde(default)]
+    pub api: crate::api::ApiConfig,
 }
 
 /// The audit trail's retention. Nothing is deleted automatically: `audit prune` without
@@ -141,6 +143,12 @@ impl Config {
             .compile(&self.oidc.scopes)
             .map_err(|errs| problems.extend(errs))
             .ok();
+        if let Some(policy) = &policy {
+            problems.extend(
+                self.api
+                    .problems(policy, self.policy.scope_pattern.as_deref()),
+            );
+        }
         let ticket_pattern = self
             .users
             .compiled_ticket_pattern()

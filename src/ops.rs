@@ -29,8 +29,10 @@ pub mod groups;
 pub mod guard;
 pub mod input;
 pub mod lifecycle;
+pub mod reads;
 mod record;
 pub mod refusal;
+pub mod registration;
 pub mod users;
 
 pub use catalog::Op;

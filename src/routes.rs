@@ -63,6 +63,7 @@ pub fn router(state: AppState, sessions: SessionManagerLayer<DbSessionStore>) ->
     let hsts = http.hsts(&state.public_base);
     let router = Router::new()
         .merge(browser)
+        .nest("/api", crate::api::router(&state))
         .route("/healthz", get(pages::healthz))
         .route("/readyz", get(pages::readyz))
         .route("/static/{name}", get(assets::serve))

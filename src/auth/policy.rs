@@ -106,6 +106,10 @@ pub struct PolicyConfig {
     pub file: Option<PathBuf>,
     #[serde(default)]
     pub permissions: Option<BTreeMap<String, RuleSpec>>,
+    /// Every scope a rule needs must match this (default `^admin\.[a-z]+\.[a-z_]+$`,
+    /// checked by `crate::api::scope_problems`).
+    #[serde(default)]
+    pub scope_pattern: Option<String>,
 }
 
 impl PolicyConfig {

@@ -27,6 +27,8 @@ pub enum Refusal {
     Stale,
     /// Only an enrollment that is not active yet can be abandoned.
     FactorNotPending,
+    /// The public paths (registration, recovery) touch only users in the registration groups.
+    NotSelfService,
 }
 
 impl Refusal {
@@ -72,6 +74,10 @@ impl Refusal {
             Refusal::FactorNotPending => {
                 "Only an enrollment that is not active yet can be abandoned.".into()
             }
+            Refusal::NotSelfService => {
+                "This user is not in a registration group: the public paths cannot change them."
+                    .into()
+            }
         }
     }
 
@@ -89,6 +95,7 @@ impl Refusal {
             Refusal::AttributeNotEditable(_) => "attribute_not_editable",
             Refusal::Stale => "precondition_failed",
             Refusal::FactorNotPending => "factor_not_pending",
+            Refusal::NotSelfService => "not_self_service",
         }
     }
 

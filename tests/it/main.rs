@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod activity;
+mod api;
+mod api_matrix;
 mod auth;
 mod browser;
 mod cli;
