@@ -2,8 +2,8 @@
 
 use futures_util::TryStreamExt;
 
-use super::{AuditRecord, AuditStore, GENESIS, RowContent, SELECT_POSTGRES, SELECT_SQLITE};
-use crate::db::Database;
+use super::dialect::{Dialect, on_pool};
+use super::{AuditRecord, AuditStore, GENESIS, RowContent};
 
 /// What verification found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,30 +45,26 @@ struct Checkpoint {
 impl AuditStore {
     /// Walks the whole chain in id order and reports the first broken link.
     pub async fn verify(&self) -> anyhow::Result<Verification> {
-        let (head, checkpoint) = match self.db() {
-            Database::Sqlite(pool) => (
-                sqlx::query_as::<_, Head>("SELECT last_id, last_hash, row_count FROM audit_chain WHERE id = 1")
-                    .fetch_optional(pool)
-                    .await?,
-                sqlx::query_as::<_, Checkpoint>(
-                    "SELECT through_id, through_hash, (SELECT COALESCE(SUM(pruned_count), 0) FROM audit_checkpoints) AS pruned \
-                     FROM audit_checkpoints ORDER BY id DESC LIMIT 1",
-                )
+        let d = Dialect::of(self.db());
+        let checkpoint_sql = format!(
+            "SELECT through_id, through_hash, {} AS pruned FROM audit_checkpoints ORDER BY id DESC LIMIT 1",
+            match d {
+                Dialect::Sqlite => "(SELECT COALESCE(SUM(pruned_count), 0) FROM audit_checkpoints)",
+                Dialect::Postgres => {
+                    "(SELECT COALESCE(SUM(pruned_count), 0)::BIGINT FROM audit_checkpoints)"
+                }
+            }
+        );
+        let (head, checkpoint) = on_pool!(self.db(), |pool| (
+            sqlx::query_as::<_, Head>(
+                "SELECT last_id, last_hash, row_count FROM audit_chain WHERE id = 1"
+            )
+            .fetch_optional(pool)
+            .await?,
+            sqlx::query_as::<_, Checkpoint>(&checkpoint_sql)
                 .fetch_optional(pool)
                 .await?,
-            ),
-            Database::Postgres(pool) => (
-                sqlx::query_as::<_, Head>("SELECT last_id, last_hash, row_count FROM audit_chain WHERE id = 1")
-                    .fetch_optional(pool)
-                    .await?,
-                sqlx::query_as::<_, Checkpoint>(
-                    "SELECT through_id, through_hash, (SELECT COALESCE(SUM(pruned_count), 0)::BIGINT FROM audit_checkpoints) AS pruned \
-                     FROM audit_checkpoints ORDER BY id DESC LIMIT 1",
-                )
-                .fetch_optional(pool)
-                .await?,
-            ),
-        };
+        ));
         let (mut expected_prev, mut last_id, pruned) = match &checkpoint {
             Some(c) => (c.through_hash.clone(), c.through_id, c.pruned),
             None => (GENESIS.to_string(), 0, 0),
@@ -101,32 +97,19 @@ impl AuditStore {
                 last_id = r.id;
                 true
             };
-            match self.db() {
-                Database::Sqlite(pool) => {
-                    // Only up to the head read above: records written meanwhile are not part of
-                    // this check (and are not mistaken for tampering).
-                    let sql = format!("{SELECT_SQLITE} WHERE id <= ? ORDER BY id");
-                    let mut rows = sqlx::query_as::<_, AuditRecord>(&sql)
-                        .bind(head_limit)
-                        .fetch(pool);
-                    while let Some(r) = rows.try_next().await? {
-                        if !check(r) {
-                            break;
-                        }
+            // Only up to the head read above: records written meanwhile are not part of this
+            // check (and are not mistaken for tampering).
+            let sql = d.sql(&format!("{} WHERE id <= ? ORDER BY id", d.select_records()));
+            on_pool!(self.db(), |pool| {
+                let mut rows = sqlx::query_as::<_, AuditRecord>(&sql)
+                    .bind(head_limit)
+                    .fetch(pool);
+                while let Some(r) = rows.try_next().await? {
+                    if !check(r) {
+                        break;
                     }
                 }
-                Database::Postgres(pool) => {
-                    let sql = format!("{SELECT_POSTGRES} WHERE id <= $1 ORDER BY id");
-                    let mut rows = sqlx::query_as::<_, AuditRecord>(&sql)
-                        .bind(head_limit)
-                        .fetch(pool);
-                    while let Some(r) = rows.try_next().await? {
-                        if !check(r) {
-                            break;
-                        }
-                    }
-                }
-            }
+            });
         }
         if broken.is_none() {
             match head {
@@ -171,69 +154,38 @@ impl AuditStore {
             .ok_or_else(|| anyhow::anyhow!("--before must be a date like 2026-01-31"))?;
         let now = super::format_timestamp(time::OffsetDateTime::now_utc());
         let day: String = start.chars().take(10).collect();
-        match self.db() {
-            Database::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
-                sqlx::query("UPDATE audit_chain SET row_count = row_count WHERE id = 1")
-                    .execute(&mut *tx)
-                    .await?;
-                let through: Option<(i64, String)> =
-                    sqlx::query_as("SELECT id, hash FROM audit_events WHERE occurred_at < ? ORDER BY id DESC LIMIT 1")
-                        .bind(&start)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                let Some((through_id, through_hash)) = through else {
-                    return Ok(0);
-                };
-                let (count,): (i64,) =
-                    sqlx::query_as("SELECT COUNT(*) FROM audit_events WHERE id <= ?")
-                        .bind(through_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                sqlx::query(
-                    "INSERT INTO audit_checkpoints (created_at, before, through_id, through_hash, pruned_count) VALUES (?, ?, ?, ?, ?)",
-                )
-                .bind(&now)
-                .bind(&start)
-                .bind(through_id)
-                .bind(&through_hash)
-                .bind(count)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query("DELETE FROM audit_events WHERE id <= ?")
-                    .bind(through_id)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("DELETE FROM audit_daily WHERE day < ?")
-                    .bind(&day)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(count)
+        let d = Dialect::of(self.db());
+        let last_before = d.sql(&format!(
+            "SELECT id, hash FROM audit_events WHERE occurred_at < {} ORDER BY id DESC LIMIT 1",
+            d.timestamp("?")
+        ));
+        let count_through = d.sql("SELECT COUNT(*) FROM audit_events WHERE id <= ?");
+        let checkpoint = d.sql(&format!(
+            "INSERT INTO audit_checkpoints (created_at, before, through_id, through_hash, pruned_count) \
+             VALUES ({}, {}, ?, ?, ?)",
+            d.timestamp("?"),
+            d.timestamp("?")
+        ));
+        let delete_events = d.sql("DELETE FROM audit_events WHERE id <= ?");
+        let delete_days = d.sql("DELETE FROM audit_daily WHERE day < ?");
+        on_pool!(self.db(), |pool| {
+            let mut tx = pool.begin().await?;
+            if let Some(lock) = d.lock_head() {
+                sqlx::query(lock).execute(&mut *tx).await?;
             }
-            Database::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                sqlx::query("SELECT 1 FROM audit_chain WHERE id = 1 FOR UPDATE")
-                    .execute(&mut *tx)
-                    .await?;
-                let through: Option<(i64, String)> = sqlx::query_as(
-                    "SELECT id, hash FROM audit_events WHERE occurred_at < CAST($1 AS TIMESTAMPTZ) ORDER BY id DESC LIMIT 1",
-                )
+            sqlx::query(d.read_head()).execute(&mut *tx).await?;
+            let through: Option<(i64, String)> = sqlx::query_as(&last_before)
                 .bind(&start)
                 .fetch_optional(&mut *tx)
                 .await?;
-                let Some((through_id, through_hash)) = through else {
-                    return Ok(0);
-                };
-                let (count,): (i64,) =
-                    sqlx::query_as("SELECT COUNT(*) FROM audit_events WHERE id <= $1")
-                        .bind(through_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                sqlx::query(
-                    "INSERT INTO audit_checkpoints (created_at, before, through_id, through_hash, pruned_count) \
-                     VALUES (CAST($1 AS TIMESTAMPTZ), CAST($2 AS TIMESTAMPTZ), $3, $4, $5)",
-                )
+            let Some((through_id, through_hash)) = through else {
+                return Ok(0);
+            };
+            let (count,): (i64,) = sqlx::query_as(&count_through)
+                .bind(through_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            sqlx::query(&checkpoint)
                 .bind(&now)
                 .bind(&start)
                 .bind(through_id)
@@ -241,17 +193,16 @@ impl AuditStore {
                 .bind(count)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("DELETE FROM audit_events WHERE id <= $1")
-                    .bind(through_id)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("DELETE FROM audit_daily WHERE day < $1")
-                    .bind(&day)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(count)
-            }
-        }
+            sqlx::query(&delete_events)
+                .bind(through_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(&delete_days)
+                .bind(&day)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(count)
+        })
     }
 }
