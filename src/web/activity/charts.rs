@@ -73,14 +73,8 @@ fn palette(i: usize) -> String {
     format!("series-{}", i % 10)
 }
 
-/// Lays out actions per day, stacked by action, with failures and denials marked.
-pub fn build_charts(
-    counts: &[DayCount],
-    agents: &[AgentCount],
-    first: time::Date,
-    last: time::Date,
-    agent_filter: &ActivityFilter,
-) -> Charts {
+/// Every day from `first` to `last` (at most 400), as `YYYY-MM-DD`.
+fn day_list(first: time::Date, last: time::Date) -> Vec<String> {
     let day_format = time::macros::format_description!("[year]-[month]-[day]");
     let mut days = Vec::new();
     let mut d = first;
@@ -91,80 +85,44 @@ pub fn build_charts(
             None => break,
         }
     }
-    let actions: BTreeSet<&str> = counts.iter().map(|c| c.action.as_str()).collect();
-    let action_index: BTreeMap<&str, usize> =
-        actions.iter().enumerate().map(|(i, a)| (*a, i)).collect();
-    let mut per_day: BTreeMap<&str, BTreeMap<&str, i64>> = BTreeMap::new();
-    let mut problems_per_day: BTreeMap<&str, i64> = BTreeMap::new();
-    for c in counts {
-        *per_day
-            .entry(c.day.as_str())
-            .or_default()
-            .entry(c.action.as_str())
-            .or_default() += c.count;
-        if c.outcome != "success" {
-            *problems_per_day.entry(c.day.as_str()).or_default() += c.count;
-        }
-    }
-    let max = per_day
-        .values()
-        .map(|m| m.values().sum::<i64>())
-        .max()
-        .unwrap_or(0)
-        .max(1);
-    // At least 30 slots wide, so that a short range does not draw one huge bar.
-    let slot = (CHART_W / days.len().max(30) as i64).max(2);
-    let bar = (slot * 3 / 4).max(1);
-    let mut segments = Vec::new();
-    let mut markers = Vec::new();
-    for (i, day) in days.iter().enumerate() {
-        let x = i as i64 * slot;
-        let mut y = CHART_H;
-        if let Some(by_action) = per_day.get(day.as_str()) {
-            for (action, count) in by_action {
-                let h = (count * (CHART_H - 20) / max).max(1);
-                y -= h;
-                segments.push(Segment {
-                    x,
-                    y,
-                    width: bar,
-                    height: h,
-                    class: palette(action_index.get(action).copied().unwrap_or(0)),
-                    title: format!("{day}: {count} × {action}"),
-                });
-            }
-        }
-        if let Some(p) = problems_per_day.get(day.as_str()) {
-            markers.push(Marker {
-                x: x + bar / 2,
-                y: (y - 8).max(6),
-                title: format!("{day}: {p} failed or denied"),
-            });
-        }
-    }
-    let legend = actions
+    days
+}
+
+/// One bar per agent, scaled to the busiest, linking to the agent's timeline.
+fn agent_bars(agents: &[AgentCount]) -> Vec<AgentBar> {
+    let top = agents.iter().map(|a| a.count).max().unwrap_or(1).max(1);
+    agents
         .iter()
-        .map(|a| Legend {
-            class: palette(action_index[a]),
+        .enumerate()
+        .map(|(i, a)| AgentBar {
+            y: i as i64 * 28,
+            width: (a.count * 600 / top).max(2),
+            label: a.actor_name.clone(),
+            count: a.count,
+            href: format!("/activity/agents/{}", url_path(&a.actor_sub)),
+        })
+        .collect()
+}
+
+/// Lays out actions per day, stacked by action, with failures and denials marked.
+pub fn build_charts(
+    counts: &[DayCount],
+    agents: &[AgentCount],
+    first: time::Date,
+    last: time::Date,
+) -> Charts {
+    let days = day_list(first, last);
+    let tally = Tally::of(counts);
+    let (segments, markers) = tally.stack(&days);
+    let legend = tally
+        .actions
+        .iter()
+        .map(|(a, i)| Legend {
+            class: palette(*i),
             label: a.to_string(),
         })
         .collect();
-    let top = agents.iter().map(|a| a.count).max().unwrap_or(1).max(1);
-    let agent_bars = agents
-        .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            let mut f = agent_filter.clone();
-            f.agent = None;
-            AgentBar {
-                y: i as i64 * 28,
-                width: (a.count * 600 / top).max(2),
-                label: a.actor_name.clone(),
-                count: a.count,
-                href: format!("/activity/agents/{}", url_path(&a.actor_sub)),
-            }
-        })
-        .collect::<Vec<_>>();
+    let agent_bars = agent_bars(agents);
     Charts {
         width: CHART_W,
         height: CHART_H,
@@ -173,11 +131,78 @@ pub fn build_charts(
         legend,
         first_day: days.first().cloned().unwrap_or_default(),
         last_day: days.last().cloned().unwrap_or_default(),
-        max,
+        max: tally.max,
         total: counts.iter().map(|c| c.count).sum(),
-        problems: problems_per_day.values().sum(),
+        problems: tally.problems.values().sum(),
         agents_height: (agent_bars.len() as i64 * 28).max(28),
         agents: agent_bars,
+    }
+}
+
+/// The counts by day and action, the failures and denials by day, and each action's colour.
+struct Tally<'a> {
+    actions: BTreeMap<&'a str, usize>,
+    per_day: BTreeMap<&'a str, BTreeMap<&'a str, i64>>,
+    problems: BTreeMap<&'a str, i64>,
+    /// The tallest day (at least 1).
+    max: i64,
+}
+
+impl<'a> Tally<'a> {
+    fn of(counts: &'a [DayCount]) -> Tally<'a> {
+        let names: BTreeSet<&str> = counts.iter().map(|c| c.action.as_str()).collect();
+        let actions = names.into_iter().enumerate().map(|(i, a)| (a, i)).collect();
+        let mut per_day: BTreeMap<&str, BTreeMap<&str, i64>> = BTreeMap::new();
+        let mut problems: BTreeMap<&str, i64> = BTreeMap::new();
+        for c in counts {
+            *per_day
+                .entry(c.day.as_str())
+                .or_default()
+                .entry(c.action.as_str())
+                .or_default() += c.count;
+            if c.outcome != "success" {
+                *problems.entry(c.day.as_str()).or_default() += c.count;
+            }
+        }
+        let max = per_day.values().map(|m| m.values().sum::<i64>()).max();
+        Tally {
+            actions,
+            per_day,
+            problems,
+            max: max.unwrap_or(0).max(1),
+        }
+    }
+
+    /// The stacked bar segments and the problem markers, one slot per day.
+    fn stack(&self, days: &[String]) -> (Vec<Segment>, Vec<Marker>) {
+        // At least 30 slots wide, so that a short range does not draw one huge bar.
+        let slot = (CHART_W / days.len().max(30) as i64).max(2);
+        let bar = (slot * 3 / 4).max(1);
+        let (mut segments, mut markers) = (Vec::new(), Vec::new());
+        for (i, day) in days.iter().enumerate() {
+            let x = i as i64 * slot;
+            let mut y = CHART_H;
+            for (action, count) in self.per_day.get(day.as_str()).into_iter().flatten() {
+                let h = (count * (CHART_H - 20) / self.max).max(1);
+                y -= h;
+                segments.push(Segment {
+                    x,
+                    y,
+                    width: bar,
+                    height: h,
+                    class: palette(self.actions.get(action).copied().unwrap_or(0)),
+                    title: format!("{day}: {count} × {action}"),
+                });
+            }
+            if let Some(p) = self.problems.get(day.as_str()) {
+                markers.push(Marker {
+                    x: x + bar / 2,
+                    y: (y - 8).max(6),
+                    title: format!("{day}: {p} failed or denied"),
+                });
+            }
+        }
+        (segments, markers)
     }
 }
 
@@ -232,7 +257,7 @@ pub async fn charts(
         state.audit.day_counts(&chart_filter),
         state.audit.top_destructive_agents(&chart_filter, 8)
     );
-    let charts = build_charts(&counts?, &agents?, first, last, &filter);
+    let charts = build_charts(&counts?, &agents?, first, last);
     if htmx::wants_fragment(&headers) {
         return Ok(Html(ChartsFragment { charts }.render()?).into_response());
     }

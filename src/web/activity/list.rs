@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::{ListParams, PAGE_SIZE, link, url_path};
+use crate::audit::query::DayCount;
 use crate::audit::{Action, ActivityFilter, AuditRecord};
 use crate::auth::extract::Require;
 use crate::auth::policy::perm;
@@ -49,36 +50,51 @@ struct RecordsFragment {
     newest: Option<String>,
 }
 
+/// An htmx request for the records only (the "Older" button).
+fn wants_records(headers: &HeaderMap) -> bool {
+    htmx::wants_fragment(headers)
+        && headers.get("hx-target").and_then(|v| v.to_str().ok()) == Some("records")
+}
+
+/// The page of records, unless the filter cannot be right: then nothing is run and the
+/// form says what to change.
+async fn records(
+    state: &AppState,
+    params: &ListParams,
+    problems: &[String],
+) -> anyhow::Result<crate::audit::ActivityPage> {
+    if !problems.is_empty() {
+        return Ok(crate::audit::ActivityPage::default());
+    }
+    state
+        .audit
+        .page(&params.filter, params.before, PAGE_SIZE)
+        .await
+}
+
 pub async fn index(
     State(state): State<AppState>,
     agent: Require<perm::AuditRead>,
     headers: HeaderMap,
     Query(params): Query<ListParams>,
 ) -> Result<Response, AppError> {
+    let problems = params.filter.problems();
+    let page = records(&state, &params, &problems).await?;
     let filter = params.filter;
-    let problems = filter.problems();
-    let page = if problems.is_empty() {
-        state.audit.page(&filter, params.before, PAGE_SIZE).await?
-    } else {
-        // A filter that cannot be right is not run; the form says what to change.
-        crate::audit::ActivityPage::default()
-    };
     let older = page.next_before.map(|b| link(&filter, Some(b)));
     let newest = params.before.is_some().then(|| link(&filter, None));
-    if htmx::wants_fragment(&headers)
-        && headers.get("hx-target").and_then(|v| v.to_str().ok()) == Some("records")
-    {
+    if wants_records(&headers) {
+        let (records, older, newest) = (page.records, older, newest);
         let fragment = RecordsFragment {
-            records: page.records,
+            records,
             older,
             newest,
         };
         return Ok(Html(fragment.render()?).into_response());
     }
-    let status = if problems.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
+    let status = match problems.is_empty() {
+        true => StatusCode::OK,
+        false => StatusCode::UNPROCESSABLE_ENTITY,
     };
     let page = ActivityPage {
         ctx: PageCtx::for_agent(&agent, "activity").await?,
@@ -108,6 +124,26 @@ struct AgentPage {
     newest: Option<String>,
 }
 
+/// Counts per action per day, newest day first.
+fn day_rows(counts: Vec<DayCount>) -> Vec<DayRow> {
+    let mut by_day: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    for c in counts {
+        *by_day
+            .entry(c.day)
+            .or_default()
+            .entry(c.action)
+            .or_default() += c.count;
+    }
+    by_day
+        .into_iter()
+        .rev()
+        .map(|(day, actions)| {
+            let total = actions.values().sum();
+            (day, actions.into_iter().collect(), total)
+        })
+        .collect()
+}
+
 pub async fn agent_timeline(
     State(state): State<AppState>,
     agent: Require<perm::AuditRead>,
@@ -125,23 +161,7 @@ pub async fn agent_timeline(
         state.audit.page(&filter, params.before, PAGE_SIZE),
         state.audit.day_counts(&filter)
     );
-    let page = page?;
-    let mut by_day: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
-    for c in counts? {
-        *by_day
-            .entry(c.day)
-            .or_default()
-            .entry(c.action)
-            .or_default() += c.count;
-    }
-    let days = by_day
-        .into_iter()
-        .rev()
-        .map(|(day, actions)| {
-            let total = actions.values().sum();
-            (day, actions.into_iter().collect(), total)
-        })
-        .collect();
+    let (page, days) = (page?, day_rows(counts?));
     let name = page
         .records
         .first()
