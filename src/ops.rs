@@ -30,11 +30,12 @@ pub mod guard;
 pub mod input;
 pub mod lifecycle;
 mod record;
+pub mod refusal;
 pub mod users;
 
 pub use catalog::Op;
-pub use guard::Refusal;
 pub use input::{FieldErrors, UserRef, Why, WhyErrors, WhyRules};
+pub use refusal::Refusal;
 
 use config::{MfaConfig, UsersConfig};
 

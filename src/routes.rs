@@ -11,6 +11,7 @@ use tower_http::trace::TraceLayer;
 use tower_sessions::SessionManagerLayer;
 
 use crate::auth::csrf;
+use crate::auth::extract::require_session;
 use crate::error::AppError;
 use crate::session_store::DbSessionStore;
 use crate::state::AppState;
@@ -29,7 +30,9 @@ pub fn content_security_policy(provider_origin: &str) -> String {
 pub fn router(state: AppState, sessions: SessionManagerLayer<DbSessionStore>) -> Router {
     let oidc = &state.config.oidc;
     // Pages and sign-in: cookies, sessions and CSRF tokens.
-    let browser = Router::new()
+    // Every page behind sign-in: the session check runs before the handler (a backstop;
+    // each handler's extractor still verifies the session fully).
+    let signed_in = Router::new()
         .route("/", get(pages::home))
         .route("/me", get(pages::me))
         .route("/activity", get(activity::index))
@@ -39,6 +42,8 @@ pub fn router(state: AppState, sessions: SessionManagerLayer<DbSessionStore>) ->
         .route("/activity/export.jsonl", get(activity::export_jsonl))
         .route("/activity/integrity", get(activity::integrity))
         .merge(users::routes())
+        .route_layer(from_fn(require_session));
+    let browser = signed_in
         .route("/auth/login", get(auth::login))
         .route(&oidc.redirect_path, get(auth::callback))
         .route("/auth/logout", post(auth::logout))

@@ -97,6 +97,7 @@ impl Application {
             ticket_pattern,
         );
         let state = AppState {
+            session: Arc::new(config.session.clone()),
             config: Arc::new(config),
             policy,
             oidc: Arc::new(oidc),

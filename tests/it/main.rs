@@ -3,6 +3,8 @@
 //! Set `ADMIN_PORTAL_TEST_POSTGRES_URL` (e.g. postgres://postgres@127.0.0.1:5432/test) to run
 //! it against PostgreSQL instead of SQLite.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod activity;
 mod auth;
 mod browser;
