@@ -163,16 +163,7 @@ impl AppError {
 
     pub fn report(&self) -> ErrorReport {
         let status = self.status();
-        let mut report = ErrorReport {
-            status,
-            title: String::new(),
-            message: String::new(),
-            permission: None,
-            retry: None,
-            redirect: None,
-            internal: None,
-            okta_request_id: None,
-        };
+        let mut report = ErrorReport::new(status);
         match self {
             AppError::Unauthenticated { return_to } => {
                 report.title = "Sign-in required".into();
@@ -220,22 +211,7 @@ impl AppError {
                 report.internal = Some(detail.clone());
             }
             AppError::Okta(e) => okta_report(e, &mut report),
-            AppError::Rejected { status, message } => {
-                report.title = rejection_title(*status).into();
-                report.message = if *status == StatusCode::PAYLOAD_TOO_LARGE {
-                    "The form sent was too large to accept. Shorten what you typed and try again."
-                        .into()
-                } else {
-                    message.clone()
-                };
-            }
-            AppError::Timeout(seconds) => {
-                report.title = "The request took too long".into();
-                report.message = format!(
-                    "The portal stopped this request after {seconds} seconds. It may or may not have completed: check before trying again."
-                );
-                report.internal = Some(self.to_string());
-            }
+            AppError::Rejected { .. } | AppError::Timeout(_) => self.request_report(&mut report),
             AppError::Internal(e) => {
                 report.title = "Something went wrong".into();
                 report.message =
@@ -254,6 +230,46 @@ fn rejection_title(status: StatusCode) -> &'static str {
         StatusCode::METHOD_NOT_ALLOWED => "Method not allowed",
         StatusCode::UNPROCESSABLE_ENTITY => "Invalid request",
         _ => "Bad request",
+    }
+}
+
+impl ErrorReport {
+    fn new(status: StatusCode) -> ErrorReport {
+        ErrorReport {
+            status,
+            title: String::new(),
+            message: String::new(),
+            permission: None,
+            retry: None,
+            redirect: None,
+            internal: None,
+            okta_request_id: None,
+        }
+    }
+}
+
+impl AppError {
+    /// The words for a request that could not be read or ran too long.
+    fn request_report(&self, report: &mut ErrorReport) {
+        match self {
+            AppError::Rejected { status, message } => {
+                report.title = rejection_title(*status).into();
+                report.message = if *status == StatusCode::PAYLOAD_TOO_LARGE {
+                    "The form sent was too large to accept. Shorten what you typed and try again."
+                        .into()
+                } else {
+                    message.clone()
+                };
+            }
+            AppError::Timeout(seconds) => {
+                report.title = "The request took too long".into();
+                report.message = format!(
+                    "The portal stopped this request after {seconds} seconds. It may or may not have completed: check before trying again."
+                );
+                report.internal = Some(self.to_string());
+            }
+            _ => {}
+        }
     }
 }
 

@@ -74,6 +74,30 @@ async fn sign_in_failed(
     AppError::SignIn(shown.to_string())
 }
 
+/// The record's detail and the page's words for an error the provider sent instead of a
+/// code. The page shows fixed words only: the callback URL is anyone's to craft.
+fn provider_error(error: &str, description: Option<&str>) -> (String, &'static str) {
+    let shown = match error {
+        "access_denied" => {
+            "The identity provider did not sign you in (access_denied): you may not be assigned to the portal, or the sign-in was cancelled."
+        }
+        "login_required" | "interaction_required" | "consent_required" => {
+            "The identity provider needs you to sign in again."
+        }
+        "temporarily_unavailable" | "server_error" => {
+            "The identity provider could not complete the sign-in right now. Try again in a moment."
+        }
+        _ => "The identity provider returned an error instead of signing you in.",
+    };
+    let code: String = error
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(40)
+        .collect();
+    let detail: String = description.unwrap_or_default().chars().take(300).collect();
+    (format!("provider error {code}: {detail}"), shown)
+}
+
 pub async fn callback(
     State(state): State<AppState>,
     session: Session,
@@ -81,33 +105,8 @@ pub async fn callback(
     Query(query): Query<CallbackQuery>,
 ) -> Result<Response, AppError> {
     if let Some(error) = query.error {
-        let description = query.error_description.unwrap_or_default();
-        // Fixed words on the page: the callback URL is anyone's to craft.
-        let shown = match error.as_str() {
-            "access_denied" => {
-                "The identity provider did not sign you in (access_denied): you may not be assigned to the portal, or the sign-in was cancelled."
-            }
-            "login_required" | "interaction_required" | "consent_required" => {
-                "The identity provider needs you to sign in again."
-            }
-            "temporarily_unavailable" | "server_error" => {
-                "The identity provider could not complete the sign-in right now. Try again in a moment."
-            }
-            _ => "The identity provider returned an error instead of signing you in.",
-        };
-        let code: String = error
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .take(40)
-            .collect();
-        let detail: String = description.chars().take(300).collect();
-        return Err(sign_in_failed(
-            &state,
-            &meta,
-            format!("provider error {code}: {detail}"),
-            shown,
-        )
-        .await);
+        let (detail, shown) = provider_error(&error, query.error_description.as_deref());
+        return Err(sign_in_failed(&state, &meta, detail, shown).await);
     }
     let mut pendings: Vec<PendingLogin> = session.get(PENDING_LOGIN_KEY).await?.unwrap_or_default();
     let sent_state = query.state.unwrap_or_default();
