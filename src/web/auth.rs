@@ -9,7 +9,9 @@ use tower_sessions::Session;
 
 use crate::audit::{Action, Actor, NewEvent, Outcome, RequestMeta};
 use crate::auth::oidc::constant_time_eq;
-use crate::auth::session::{self, AGENT_KEY, CSRF_KEY, PENDING_LOGIN_KEY, PendingLogin};
+use crate::auth::session::{
+    self, AGENT_KEY, AgentSession, CSRF_KEY, PENDING_LOGIN_KEY, PendingLogin,
+};
 use crate::auth::{random_urlsafe, safe_return_to};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -98,91 +100,97 @@ fn provider_error(error: &str, description: Option<&str>) -> (String, &'static s
     (format!("provider error {code}: {detail}"), shown)
 }
 
+/// The sign-in this callback answers, taken out of the session (so it cannot be replayed), or
+/// the record's detail and the page's words when there is none or it is stale.
+async fn take_pending(
+    session: &Session,
+    query: &CallbackQuery,
+) -> Result<Result<(PendingLogin, String), (String, &'static str)>, AppError> {
+    let mut pendings: Vec<PendingLogin> = session.get(PENDING_LOGIN_KEY).await?.unwrap_or_default();
+    let sent_state = query.state.as_deref().unwrap_or_default();
+    let position = pendings
+        .iter()
+        .position(|p| !sent_state.is_empty() && constant_time_eq(&p.state, sent_state));
+    let Some(position) = position else {
+        return Ok(Err((
+            "state mismatch: no sign-in with this state was started in this session".into(),
+            "This sign-in response does not belong to a sign-in started in this browser (state mismatch), so it was ignored.",
+        )));
+    };
+    let pending = pendings.remove(position);
+    session.insert(PENDING_LOGIN_KEY, &pendings).await?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if now - pending.started_at > PENDING_LIFETIME {
+        return Ok(Err((
+            "sign-in took too long".into(),
+            "The sign-in took too long and expired.",
+        )));
+    }
+    match query.code.clone().filter(|c| !c.is_empty()) {
+        Some(code) => Ok(Ok((pending, code))),
+        None => Ok(Err((
+            "no code in the callback".into(),
+            "The identity provider sent no authorization code.",
+        ))),
+    }
+}
+
 pub async fn callback(
     State(state): State<AppState>,
     session: Session,
     meta: RequestMeta,
     Query(query): Query<CallbackQuery>,
 ) -> Result<Response, AppError> {
-    if let Some(error) = query.error {
-        let (detail, shown) = provider_error(&error, query.error_description.as_deref());
+    if let Some(error) = &query.error {
+        let (detail, shown) = provider_error(error, query.error_description.as_deref());
         return Err(sign_in_failed(&state, &meta, detail, shown).await);
     }
-    let mut pendings: Vec<PendingLogin> = session.get(PENDING_LOGIN_KEY).await?.unwrap_or_default();
-    let sent_state = query.state.unwrap_or_default();
-    let position = pendings
-        .iter()
-        .position(|p| !sent_state.is_empty() && constant_time_eq(&p.state, &sent_state));
-    let Some(position) = position else {
-        return Err(sign_in_failed(
-            &state,
-            &meta,
-            "state mismatch: no sign-in with this state was started in this session".into(),
-            "This sign-in response does not belong to a sign-in started in this browser (state mismatch), so it was ignored.",
-        )
-        .await);
+    let (pending, code) = match take_pending(&session, &query).await? {
+        Ok(found) => found,
+        Err((detail, shown)) => return Err(sign_in_failed(&state, &meta, detail, shown).await),
     };
-    let pending = pendings.remove(position);
-    session.insert(PENDING_LOGIN_KEY, &pendings).await?;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    if now - pending.started_at > PENDING_LIFETIME {
-        return Err(sign_in_failed(
-            &state,
-            &meta,
-            "sign-in took too long".into(),
-            "The sign-in took too long and expired.",
-        )
-        .await);
-    }
-    let Some(code) = query.code.filter(|c| !c.is_empty()) else {
-        return Err(sign_in_failed(
-            &state,
-            &meta,
-            "no code in the callback".into(),
-            "The identity provider sent no authorization code.",
-        )
-        .await);
-    };
-    let signed_in = match state.oidc.complete(&pending, code).await {
-        Ok(s) => s,
+    let agent = match state.oidc.complete(&pending, code).await {
+        Ok(signed_in) => signed_in.agent,
         Err(e) => {
             let detail = e.to_string();
-            return Err(sign_in_failed(
-                &state,
-                &meta,
-                detail.clone(),
-                &format!("Sign-in could not be completed: {detail}."),
-            )
-            .await);
+            let shown = format!("Sign-in could not be completed: {detail}.");
+            return Err(sign_in_failed(&state, &meta, detail, &shown).await);
         }
     };
-    let agent = signed_in.agent;
-    // A new session id at privilege change (session fixation).
+    start_session(&state, &session, &meta, &agent).await?;
+    Ok(Redirect::to(&pending.return_to).into_response())
+}
+
+/// A new session id for the signed-in agent (session fixation), a new CSRF token, and the
+/// sign-in record; a sign-in that cannot be recorded does not happen.
+async fn start_session(
+    state: &AppState,
+    session: &Session,
+    meta: &RequestMeta,
+    agent: &AgentSession,
+) -> Result<(), AppError> {
     session.cycle_id().await?;
     session
         .remove::<Vec<PendingLogin>>(PENDING_LOGIN_KEY)
         .await?;
     session.insert(CSRF_KEY, random_urlsafe(32)).await?;
-    session.insert(AGENT_KEY, &agent).await?;
+    session.insert(AGENT_KEY, agent).await?;
     let actor = Actor {
         sub: Some(agent.sub.clone()),
         login: Some(agent.login.clone()),
         name: Some(agent.name.clone()),
         client_id: None,
     };
-    let event =
-        NewEvent::new(Action::SignIn, Outcome::Success, actor, meta.clone()).detail(format!(
-            "groups: {}; scopes: {}",
-            agent.groups.iter().cloned().collect::<Vec<_>>().join(", "),
-            agent.scopes.iter().cloned().collect::<Vec<_>>().join(" ")
-        ));
+    let groups = agent.groups.iter().cloned().collect::<Vec<_>>().join(", ");
+    let scopes = agent.scopes.iter().cloned().collect::<Vec<_>>().join(" ");
+    let event = NewEvent::new(Action::SignIn, Outcome::Success, actor, meta.clone())
+        .detail(format!("groups: {groups}; scopes: {scopes}"));
     if let Err(e) = state.audit.record(event).await {
-        // Never let an unaudited sign-in through.
         session.flush().await?;
         return Err(AppError::Internal(e.context("recording the sign-in")));
     }
     tracing::info!(request_id = ?meta.request_id, sub = ?agent.sub, "agent signed in");
-    Ok(Redirect::to(&pending.return_to).into_response())
+    Ok(())
 }
 
 pub async fn logout(
