@@ -7,6 +7,7 @@ pub mod oidc;
 pub mod policy;
 pub mod principal;
 pub mod session;
+pub mod tokens;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

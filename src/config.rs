@@ -40,6 +40,10 @@ pub struct Config {
     pub audit: AuditConfig,
     #[serde(default)]
     pub mfa: MfaConfig,
+    #[serde(default)]
+    pub http: crate::web::security::HttpConfig,
+    #[serde(default)]
+    pub api: crate::api::ApiConfig,
 }
 
 /// The audit trail's retention. Nothing is deleted automatically: `audit prune` without
@@ -49,6 +53,8 @@ pub struct Config {
 pub struct AuditConfig {
     #[serde(default)]
     pub retention_days: Option<u32>,
+    #[serde(default)]
+    pub throttle: crate::audit::throttle::ThrottleConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -137,6 +143,12 @@ impl Config {
             .compile(&self.oidc.scopes)
             .map_err(|errs| problems.extend(errs))
             .ok();
+        if let Some(policy) = &policy {
+            problems.extend(
+                self.api
+                    .problems(policy, self.policy.scope_pattern.as_deref()),
+            );
+        }
         let ticket_pattern = self
             .users
             .compiled_ticket_pattern()
@@ -153,8 +165,11 @@ impl Config {
         }
     }
 
+    /// The URLs of every section (http only on loopback) and the server section.
     fn server_problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
+        check_http_url("oidc.issuer", &self.oidc.issuer, &mut problems);
+        check_http_url("okta.org_url", &self.okta.org_url, &mut problems);
         if let Some(url) = &self.server.public_base_url {
             check_http_url("server.public_base_url", url, &mut problems);
             if url.path() != "/" {
@@ -254,7 +269,7 @@ impl Config {
     }
 }
 
-pub fn check_http_url(name: &str, url: &Url, problems: &mut Vec<String>) {
+fn check_http_url(name: &str, url: &Url, problems: &mut Vec<String>) {
     if url.scheme() != "https" && url.scheme() != "http" {
         problems.push(format!("{name} must be an http(s) URL"));
     }

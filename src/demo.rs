@@ -51,10 +51,15 @@ pub fn config_for_simulator(
             max_connections: 10,
         },
         session: SessionConfig::default(),
-        policy: PolicyConfig::default(),
+        policy: PolicyConfig {
+            permissions: Some(crate::api::demo_rules()),
+            ..PolicyConfig::default()
+        },
         users: UsersConfig::default(),
         audit: Default::default(),
         mfa: Default::default(),
+        http: Default::default(),
+        api: crate::api::demo_config(),
     })
 }
 

@@ -37,9 +37,44 @@ pub enum AppError {
     /// A Management API call failed.
     #[error("Okta call failed: {0}")]
     Okta(#[from] OktaError),
+    /// The request could not be read (axum's extractor rejections: path, query, form, JSON,
+    /// a body over the limit). `status` is the extractor's (400, 413, 415, 422, …).
+    #[error("request rejected ({status}): {message}")]
+    Rejected { status: StatusCode, message: String },
+    /// The request ran longer than `http.request_timeout_seconds`.
+    #[error("request timed out after {0} s")]
+    Timeout(u64),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
+
+impl AppError {
+    /// A rejection with the extractor's status and words (clipped; shown escaped).
+    pub fn rejected(status: StatusCode, message: &str) -> AppError {
+        AppError::Rejected {
+            status,
+            message: crate::audit::clip_to(message.trim(), 300).to_string(),
+        }
+    }
+}
+
+macro_rules! rejections {
+    ($($ty:ty),*) => {
+        $(impl From<$ty> for AppError {
+            fn from(r: $ty) -> Self {
+                AppError::rejected(r.status(), &r.body_text())
+            }
+        })*
+    };
+}
+
+rejections!(
+    axum::extract::rejection::BytesRejection,
+    axum::extract::rejection::FormRejection,
+    axum::extract::rejection::JsonRejection,
+    axum::extract::rejection::PathRejection,
+    axum::extract::rejection::QueryRejection
+);
 
 impl From<tower_sessions::session::Error> for AppError {
     fn from(e: tower_sessions::session::Error) -> Self {
@@ -67,18 +102,6 @@ pub struct Denial {
     pub explanation: String,
     /// The scopes the token lacks (for `WWW-Authenticate: … scope=`).
     pub missing_scopes: Vec<String>,
-}
-
-impl From<crate::auth::policy::Decision> for Denial {
-    fn from(d: crate::auth::policy::Decision) -> Denial {
-        Denial {
-            permission: d.permission.to_string(),
-            label: d.permission.label().to_lowercase(),
-            requirement: d.requirement(),
-            explanation: d.explanation(),
-            missing_scopes: d.missing_scopes,
-        }
-    }
 }
 
 /// What the error renderer needs; attached to the response as an extension.
@@ -132,22 +155,15 @@ impl AppError {
             AppError::SignIn(_) => StatusCode::BAD_REQUEST,
             AppError::Upstream(_) => StatusCode::BAD_GATEWAY,
             AppError::Okta(e) => okta_status(e.kind),
+            AppError::Rejected { status, .. } => *status,
+            AppError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     pub fn report(&self) -> ErrorReport {
         let status = self.status();
-        let mut report = ErrorReport {
-            status,
-            title: String::new(),
-            message: String::new(),
-            permission: None,
-            retry: None,
-            redirect: None,
-            internal: None,
-            okta_request_id: None,
-        };
+        let mut report = ErrorReport::new(status);
         match self {
             AppError::Unauthenticated { return_to } => {
                 report.title = "Sign-in required".into();
@@ -195,6 +211,7 @@ impl AppError {
                 report.internal = Some(detail.clone());
             }
             AppError::Okta(e) => okta_report(e, &mut report),
+            AppError::Rejected { .. } | AppError::Timeout(_) => self.request_report(&mut report),
             AppError::Internal(e) => {
                 report.title = "Something went wrong".into();
                 report.message =
@@ -203,6 +220,56 @@ impl AppError {
             }
         }
         report
+    }
+}
+
+fn rejection_title(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "Request too large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "Unsupported request",
+        StatusCode::METHOD_NOT_ALLOWED => "Method not allowed",
+        StatusCode::UNPROCESSABLE_ENTITY => "Invalid request",
+        _ => "Bad request",
+    }
+}
+
+impl ErrorReport {
+    fn new(status: StatusCode) -> ErrorReport {
+        ErrorReport {
+            status,
+            title: String::new(),
+            message: String::new(),
+            permission: None,
+            retry: None,
+            redirect: None,
+            internal: None,
+            okta_request_id: None,
+        }
+    }
+}
+
+impl AppError {
+    /// The words for a request that could not be read or ran too long.
+    fn request_report(&self, report: &mut ErrorReport) {
+        match self {
+            AppError::Rejected { status, message } => {
+                report.title = rejection_title(*status).into();
+                report.message = if *status == StatusCode::PAYLOAD_TOO_LARGE {
+                    "The form sent was too large to accept. Shorten what you typed and try again."
+                        .into()
+                } else {
+                    message.clone()
+                };
+            }
+            AppError::Timeout(seconds) => {
+                report.title = "The request took too long".into();
+                report.message = format!(
+                    "The portal stopped this request after {seconds} seconds. It may or may not have completed: check before trying again."
+                );
+                report.internal = Some(self.to_string());
+            }
+            _ => {}
+        }
     }
 }
 
@@ -234,16 +301,19 @@ impl IntoResponse for AppError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::policy::{Permission, Policy};
-    use std::collections::BTreeSet;
 
     #[test]
     fn status_mapping() {
-        let policy = Policy::compile(None, &crate::config::default_scopes()).unwrap();
-        let decision = policy.decide(Permission::AuditRead, &BTreeSet::new(), &BTreeSet::new());
+        let denial = Denial {
+            permission: "audit.read".into(),
+            label: "review activity".into(),
+            requirement: "scopes admin.audit.read".into(),
+            explanation: "Denied.".into(),
+            missing_scopes: vec!["admin.audit.read".into()],
+        };
         let cases = [
             (AppError::Unauthenticated { return_to: None }, 401),
-            (AppError::Forbidden(Box::new(decision.into())), 403),
+            (AppError::Forbidden(Box::new(denial)), 403),
             (AppError::Csrf, 403),
             (AppError::Refused("protected".into()), 403),
             (AppError::NotFound, 404),
@@ -284,23 +354,6 @@ mod tests {
         let report = AppError::Internal(anyhow::anyhow!("password=hunter2 in SQL")).report();
         assert!(!report.message.contains("hunter2"));
         assert!(report.internal.unwrap().contains("hunter2"));
-    }
-
-    #[test]
-    fn forbidden_names_the_permission_and_requirement() {
-        let policy = Policy::compile(None, &crate::config::default_scopes()).unwrap();
-        let decision = policy.decide(Permission::AuditRead, &BTreeSet::new(), &BTreeSet::new());
-        let report = AppError::Forbidden(Box::new(decision.into())).report();
-        let (perm, needs, why) = report.permission.unwrap();
-        assert_eq!(perm, "audit.read");
-        assert_eq!(
-            needs,
-            "scopes admin.audit.read and membership of Portal-Managers"
-        );
-        assert!(
-            why.starts_with("Denied: your token lacks the scope admin.audit.read"),
-            "{why}"
-        );
     }
 
     #[test]

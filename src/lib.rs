@@ -1,5 +1,6 @@
 //! admin-portal: a server-rendered internal admin portal in front of Okta.
 
+pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod config;

@@ -2,11 +2,10 @@
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
-use axum::middleware::from_fn;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tower_http::csrf::CsrfLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tower_sessions::SessionManagerLayer;
@@ -16,7 +15,7 @@ use crate::auth::extract::require_session;
 use crate::error::AppError;
 use crate::session_store::DbSessionStore;
 use crate::state::AppState;
-use crate::web::{activity, assets, auth, errors, pages, users};
+use crate::web::{activity, assets, auth, errors, pages, security, users};
 
 /// The Content-Security-Policy: no inline script or style, nothing from other origins,
 /// forms may only post here (and follow the sign-out redirect to the provider).
@@ -60,12 +59,16 @@ pub fn router(state: AppState, sessions: SessionManagerLayer<DbSessionStore>) ->
         )
     };
 
-    Router::new()
+    let http = std::sync::Arc::new(state.config.http.clone());
+    let hsts = http.hsts(&state.public_base);
+    let router = Router::new()
         .merge(browser)
+        .nest("/api", crate::api::router(&state))
         .route("/healthz", get(pages::healthz))
         .route("/readyz", get(pages::readyz))
         .route("/static/{name}", get(assets::serve))
         .fallback(errors::not_found)
+        .layer(from_fn_with_state(http.clone(), security::timeout))
         // Browser-level CSRF check (Sec-Fetch-Site / Origin); the token check is above.
         .layer(CsrfLayer::new().with_rejection_response(|_| AppError::Csrf.into_response()))
         .layer(from_fn(errors::render_errors))
@@ -78,24 +81,28 @@ pub fn router(state: AppState, sessions: SessionManagerLayer<DbSessionStore>) ->
             HeaderName::from_static("cross-origin-opener-policy"),
             "same-origin",
         ))
-        .layer(header(header::VARY, "HX-Request"))
+        .layer(header(header::VARY, "HX-Request"));
+    let router = match hsts {
+        Some(value) => router.layer(header(header::STRICT_TRANSPORT_SECURITY, &value)),
+        None => router,
+    };
+    router
         .layer(
             // Only the path is logged: query strings carry authorization codes.
             TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
                 let request_id = request
                     .headers()
-                    .get("x-request-id")
+                    .get(security::REQUEST_ID)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-");
                 tracing::info_span!(
                     "request",
                     method = %request.method(),
-                    path = %request.uri().path(),
-                    request_id = %request_id,
+                    path = ?request.uri().path(),
+                    request_id = ?request_id,
                 )
             }),
         )
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(from_fn_with_state(http, security::request_id))
         .with_state(state)
 }

@@ -3,8 +3,12 @@
 
 use serde::Deserialize;
 
-use super::{AuditRecord, AuditStore, SELECT_POSTGRES, SELECT_SQLITE};
-use crate::db::Database;
+use super::dialect::{Bind, Dialect, bind_all, on_pool};
+use super::{AuditRecord, AuditStore};
+
+/// Longest filter value accepted (longer is a 422: no stored value is longer than
+/// `audit::MAX_TEXT`, and a huge LIKE pattern is refused by SQLite).
+pub const MAX_FILTER: usize = 1000;
 
 /// The filters of `/activity` (and of its exports), as they appear in the URL.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -35,27 +39,15 @@ pub struct ActivityFilter {
     pub client: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-#[derive(Debug, Clone)]
-enum Bind {
-    Text(String),
-    Int(i64),
-}
-
 /// A WHERE clause with numbered or anonymous placeholders for the backend.
 struct Where {
-    backend: Backend,
+    backend: Dialect,
     parts: Vec<String>,
     binds: Vec<Bind>,
 }
 
 impl Where {
-    fn new(backend: Backend) -> Where {
+    fn new(backend: Dialect) -> Where {
         Where {
             backend,
             parts: Vec::new(),
@@ -66,17 +58,14 @@ impl Where {
     fn placeholder(&mut self, bind: Bind) -> String {
         self.binds.push(bind);
         match self.backend {
-            Backend::Sqlite => "?".to_string(),
-            Backend::Postgres => format!("${}", self.binds.len()),
+            Dialect::Sqlite => "?".to_string(),
+            Dialect::Postgres => format!("${}", self.binds.len()),
         }
     }
 
     fn timestamp(&mut self, value: String) -> String {
         let p = self.placeholder(Bind::Text(value));
-        match self.backend {
-            Backend::Sqlite => p,
-            Backend::Postgres => format!("CAST({p} AS TIMESTAMPTZ)"),
-        }
+        self.backend.timestamp(&p)
     }
 
     fn sql(&self) -> String {
@@ -121,14 +110,35 @@ impl ActivityFilter {
                 problems.push(format!("“{name}” must be a date like 2026-11-29."));
             }
         }
+        for (name, value) in self.fields() {
+            if value.as_deref().is_some_and(|v| v.len() > MAX_FILTER) {
+                problems.push(format!(
+                    "“{name}” is too long: at most {MAX_FILTER} characters."
+                ));
+            }
+        }
         problems
+    }
+
+    fn fields(&self) -> [(&'static str, &Option<String>); 9] {
+        [
+            ("agent", &self.agent),
+            ("target", &self.target),
+            ("target_id", &self.target_id),
+            ("action", &self.action),
+            ("outcome", &self.outcome),
+            ("from", &self.from),
+            ("to", &self.to),
+            ("ticket", &self.ticket),
+            ("client", &self.client),
+        ]
     }
 
     pub fn is_empty(&self) -> bool {
         *self == ActivityFilter::default()
     }
 
-    fn where_clause(&self, backend: Backend, before_id: Option<i64>) -> Where {
+    fn where_clause(&self, backend: Dialect, before_id: Option<i64>) -> Where {
         let mut w = Where::new(backend);
         if let Some(agent) = clean(&self.agent) {
             let a = w.placeholder(Bind::Text(agent.clone()));
@@ -192,17 +202,7 @@ impl ActivityFilter {
     /// The filter as a query string (without the cursor), for links and exports.
     pub fn query_string(&self) -> String {
         let mut s = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in [
-            ("agent", &self.agent),
-            ("target", &self.target),
-            ("target_id", &self.target_id),
-            ("action", &self.action),
-            ("outcome", &self.outcome),
-            ("from", &self.from),
-            ("to", &self.to),
-            ("ticket", &self.ticket),
-            ("client", &self.client),
-        ] {
+        for (k, v) in self.fields() {
             if let Some(v) = clean(v) {
                 s.append_pair(k, &v);
             }
@@ -212,6 +212,7 @@ impl ActivityFilter {
 }
 
 /// One page of records, newest first, with the cursor of the next (older) page.
+#[derive(Default)]
 pub struct ActivityPage {
     pub records: Vec<AuditRecord>,
     pub next_before: Option<i64>,
@@ -243,20 +244,11 @@ pub const DESTRUCTIVE: [&str; 6] = [
     "factors.reset_all",
 ];
 
-macro_rules! bind_all {
-    ($query:expr, $binds:expr) => {{
-        let mut q = $query;
-        for b in $binds {
-            q = match b {
-                Bind::Text(t) => q.bind(t.clone()),
-                Bind::Int(i) => q.bind(*i),
-            };
-        }
-        q
-    }};
-}
-
 impl AuditStore {
+    fn dialect(&self) -> Dialect {
+        Dialect::of(self.db())
+    }
+
     /// Keyset pagination by id (never OFFSET): `before` is the last id of the previous page.
     pub async fn page(
         &self,
@@ -265,30 +257,19 @@ impl AuditStore {
         limit: i64,
     ) -> anyhow::Result<ActivityPage> {
         let limit = limit.clamp(1, 1000);
-        let mut records = match self.db() {
-            Database::Sqlite(pool) => {
-                let w = filter.where_clause(Backend::Sqlite, before);
-                let sql = format!(
-                    "{SELECT_SQLITE}{} ORDER BY id DESC LIMIT {}",
-                    w.sql(),
-                    limit + 1
-                );
-                bind_all!(sqlx::query_as::<_, AuditRecord>(&sql), &w.binds)
-                    .fetch_all(pool)
-                    .await?
-            }
-            Database::Postgres(pool) => {
-                let w = filter.where_clause(Backend::Postgres, before);
-                let sql = format!(
-                    "{SELECT_POSTGRES}{} ORDER BY id DESC LIMIT {}",
-                    w.sql(),
-                    limit + 1
-                );
-                bind_all!(sqlx::query_as::<_, AuditRecord>(&sql), &w.binds)
-                    .fetch_all(pool)
-                    .await?
-            }
-        };
+        let dialect = self.dialect();
+        let w = filter.where_clause(dialect, before);
+        let sql = format!(
+            "{}{} ORDER BY id DESC LIMIT {}",
+            dialect.select_records(),
+            w.sql(),
+            limit + 1
+        );
+        let mut records = on_pool!(self.db(), |pool| {
+            bind_all!(sqlx::query_as::<_, AuditRecord>(&sql), &w.binds)
+                .fetch_all(pool)
+                .await?
+        });
         let next_before = if records.len() as i64 > limit {
             records.truncate(limit as usize);
             records.last().map(|r| r.id)
@@ -304,27 +285,18 @@ impl AuditStore {
     /// Counts per day, action and outcome for the filtered records: from the daily rollup
     /// when the filter allows (dates, action, outcome), else by scanning the trail.
     pub async fn day_counts(&self, filter: &ActivityFilter) -> anyhow::Result<Vec<DayCount>> {
-        match self.rollup_where(filter) {
-            Some((sql_where, binds)) => {
-                let sql = format!(
-                    "SELECT day, action, outcome, CAST(SUM(count) AS BIGINT) AS count FROM audit_daily{sql_where} \
-                     GROUP BY day, action, outcome ORDER BY day, action, outcome"
-                );
-                Ok(match self.db() {
-                    Database::Sqlite(pool) => {
-                        bind_all!(sqlx::query_as::<_, DayCount>(&sql), &binds)
-                            .fetch_all(pool)
-                            .await?
-                    }
-                    Database::Postgres(pool) => {
-                        bind_all!(sqlx::query_as::<_, DayCount>(&sql), &binds)
-                            .fetch_all(pool)
-                            .await?
-                    }
-                })
-            }
-            None => self.day_counts_scanning(filter).await,
-        }
+        let Some((sql_where, binds)) = self.rollup_where(filter) else {
+            return self.day_counts_scanning(filter).await;
+        };
+        let sql = format!(
+            "SELECT day, action, outcome, CAST(SUM(count) AS BIGINT) AS count FROM audit_daily{sql_where} \
+             GROUP BY day, action, outcome ORDER BY day, action, outcome"
+        );
+        Ok(on_pool!(self.db(), |pool| {
+            bind_all!(sqlx::query_as::<_, DayCount>(&sql), &binds)
+                .fetch_all(pool)
+                .await?
+        }))
     }
 
     /// The filter as a WHERE clause over `audit_daily`, when it only uses what the rollup
@@ -343,11 +315,7 @@ impl AuditStore {
         if !only_rollup_fields {
             return None;
         }
-        let backend = match self.db() {
-            Database::Sqlite(_) => Backend::Sqlite,
-            Database::Postgres(_) => Backend::Postgres,
-        };
-        let mut w = Where::new(backend);
+        let mut w = Where::new(self.dialect());
         let a = w.placeholder(Bind::Text(from));
         let b = w.placeholder(Bind::Text(to));
         w.parts.push(format!("day >= {a} AND day <= {b}"));
@@ -367,30 +335,19 @@ impl AuditStore {
         &self,
         filter: &ActivityFilter,
     ) -> anyhow::Result<Vec<DayCount>> {
-        Ok(match self.db() {
-            Database::Sqlite(pool) => {
-                let w = filter.where_clause(Backend::Sqlite, None);
-                let sql = format!(
-                    "SELECT substr(occurred_at, 1, 10) AS day, action, outcome, COUNT(*) AS count FROM audit_events{} \
-                     GROUP BY day, action, outcome ORDER BY day, action, outcome",
-                    w.sql()
-                );
-                bind_all!(sqlx::query_as::<_, DayCount>(&sql), &w.binds)
-                    .fetch_all(pool)
-                    .await?
-            }
-            Database::Postgres(pool) => {
-                let w = filter.where_clause(Backend::Postgres, None);
-                let sql = format!(
-                    "SELECT to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, action, outcome, COUNT(*) AS count \
-                     FROM audit_events{} GROUP BY day, action, outcome ORDER BY day, action, outcome",
-                    w.sql()
-                );
-                bind_all!(sqlx::query_as::<_, DayCount>(&sql), &w.binds)
-                    .fetch_all(pool)
-                    .await?
-            }
-        })
+        let dialect = self.dialect();
+        let w = filter.where_clause(dialect, None);
+        let sql = format!(
+            "SELECT {} AS day, action, outcome, COUNT(*) AS count FROM audit_events{} \
+             GROUP BY day, action, outcome ORDER BY day, action, outcome",
+            dialect.day(),
+            w.sql()
+        );
+        Ok(on_pool!(self.db(), |pool| {
+            bind_all!(sqlx::query_as::<_, DayCount>(&sql), &w.binds)
+                .fetch_all(pool)
+                .await?
+        }))
     }
 
     /// Agents with the most destructive actions among the filtered records.
@@ -404,104 +361,67 @@ impl AuditStore {
             .map(|a| format!("'{a}'"))
             .collect::<Vec<_>>()
             .join(", ");
-        if let Some((sql_where, binds)) = self.rollup_where(filter) {
-            let sql = format!(
-                "SELECT actor_sub, MAX(COALESCE(actor_name, actor_sub)) AS actor_name, CAST(SUM(count) AS BIGINT) AS count \
-                 FROM audit_daily{sql_where} AND action IN ({list}) AND actor_sub <> '' \
-                 GROUP BY actor_sub ORDER BY count DESC, actor_sub LIMIT {limit}"
-            );
-            return Ok(match self.db() {
-                Database::Sqlite(pool) => {
-                    bind_all!(sqlx::query_as::<_, AgentCount>(&sql), &binds)
-                        .fetch_all(pool)
-                        .await?
-                }
-                Database::Postgres(pool) => {
-                    bind_all!(sqlx::query_as::<_, AgentCount>(&sql), &binds)
-                        .fetch_all(pool)
-                        .await?
-                }
-            });
-        }
-        let extra = format!("action IN ({list}) AND actor_sub IS NOT NULL");
-        Ok(match self.db() {
-            Database::Sqlite(pool) => {
-                let mut w = filter.where_clause(Backend::Sqlite, None);
-                w.parts.push(extra);
+        let (sql, binds) = match self.rollup_where(filter) {
+            Some((sql_where, binds)) => (
+                format!(
+                    "SELECT actor_sub, MAX(COALESCE(actor_name, actor_sub)) AS actor_name, CAST(SUM(count) AS BIGINT) AS count \
+                     FROM audit_daily{sql_where} AND action IN ({list}) AND actor_sub <> '' \
+                     GROUP BY actor_sub ORDER BY count DESC, actor_sub LIMIT {limit}"
+                ),
+                binds,
+            ),
+            None => {
+                let mut w = filter.where_clause(self.dialect(), None);
+                w.parts
+                    .push(format!("action IN ({list}) AND actor_sub IS NOT NULL"));
                 let sql = format!(
                     "SELECT actor_sub, MAX(COALESCE(actor_name, actor_login, actor_sub)) AS actor_name, COUNT(*) AS count \
                      FROM audit_events{} GROUP BY actor_sub ORDER BY count DESC, actor_sub LIMIT {limit}",
                     w.sql()
                 );
-                bind_all!(sqlx::query_as::<_, AgentCount>(&sql), &w.binds)
-                    .fetch_all(pool)
-                    .await?
+                (sql, w.binds)
             }
-            Database::Postgres(pool) => {
-                let mut w = filter.where_clause(Backend::Postgres, None);
-                w.parts.push(extra);
-                let sql = format!(
-                    "SELECT actor_sub, MAX(COALESCE(actor_name, actor_login, actor_sub)) AS actor_name, COUNT(*) AS count \
-                     FROM audit_events{} GROUP BY actor_sub ORDER BY count DESC, actor_sub LIMIT {limit}",
-                    w.sql()
-                );
-                bind_all!(sqlx::query_as::<_, AgentCount>(&sql), &w.binds)
-                    .fetch_all(pool)
-                    .await?
-            }
-        })
+        };
+        Ok(on_pool!(self.db(), |pool| {
+            bind_all!(sqlx::query_as::<_, AgentCount>(&sql), &binds)
+                .fetch_all(pool)
+                .await?
+        }))
     }
 
-    /// Streams every filtered record, newest first, formatted by `line`, in chunks of about
-    /// 64 KiB through a bounded channel: memory stays constant however many rows match.
-    /// Stops early when the receiver is gone. Returns the number of rows sent.
-    pub async fn stream_lines(
+    /// Every filtered record, newest first, as a stream. The rows are read by a task of
+    /// their own and handed over through a small bounded channel, so memory stays constant
+    /// however many rows match, and reading stops soon after the stream is dropped.
+    pub fn stream(
         &self,
         filter: &ActivityFilter,
-        line: fn(&AuditRecord) -> String,
-        tx: &tokio::sync::mpsc::Sender<Result<String, std::io::Error>>,
-    ) -> anyhow::Result<u64> {
+    ) -> impl futures_util::Stream<Item = anyhow::Result<AuditRecord>> + Send + 'static {
         use futures_util::TryStreamExt;
-        const CHUNK: usize = 64 * 1024;
-        const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-        let mut count = 0u64;
-        let mut batch = String::with_capacity(CHUNK + 1024);
-        macro_rules! drain {
-            ($rows:expr) => {{
-                let mut rows = $rows;
-                while let Some(row) = rows.try_next().await? {
-                    count += 1;
-                    batch.push_str(&line(&row));
-                    if batch.len() >= CHUNK {
-                        // A client that stops reading must not hold a connection forever.
-                        let sent = tokio::time::timeout(
-                            SEND_TIMEOUT,
-                            tx.send(Ok(std::mem::take(&mut batch))),
-                        )
-                        .await;
-                        if !matches!(sent, Ok(Ok(()))) {
-                            return Ok(count);
+        let (tx, rx) = tokio::sync::mpsc::channel::<anyhow::Result<AuditRecord>>(256);
+        let dialect = self.dialect();
+        let w = filter.where_clause(dialect, None);
+        let sql = format!("{}{} ORDER BY id DESC", dialect.select_records(), w.sql());
+        let db = self.db().clone();
+        tokio::spawn(async move {
+            let read = async {
+                on_pool!(&db, |pool| {
+                    let mut rows =
+                        bind_all!(sqlx::query_as::<_, AuditRecord>(&sql), &w.binds).fetch(pool);
+                    while let Some(row) = rows.try_next().await? {
+                        if tx.send(Ok(row)).await.is_err() {
+                            break;
                         }
                     }
-                }
-            }};
-        }
-        match self.db() {
-            Database::Sqlite(pool) => {
-                let w = filter.where_clause(Backend::Sqlite, None);
-                let sql = format!("{SELECT_SQLITE}{} ORDER BY id DESC", w.sql());
-                drain!(bind_all!(sqlx::query_as::<_, AuditRecord>(&sql), &w.binds).fetch(pool));
+                });
+                anyhow::Ok(())
+            };
+            if let Err(e) = read.await {
+                let _ = tx.send(Err(e)).await;
             }
-            Database::Postgres(pool) => {
-                let w = filter.where_clause(Backend::Postgres, None);
-                let sql = format!("{SELECT_POSTGRES}{} ORDER BY id DESC", w.sql());
-                drain!(bind_all!(sqlx::query_as::<_, AuditRecord>(&sql), &w.binds).fetch(pool));
-            }
-        }
-        if !batch.is_empty() {
-            let _ = tx.send(Ok(batch)).await;
-        }
-        Ok(count)
+        });
+        futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        })
     }
 }
 
@@ -518,13 +438,13 @@ mod tests {
             client: Some("session".into()),
             ..ActivityFilter::default()
         };
-        let w = f.where_clause(Backend::Postgres, Some(42));
+        let w = f.where_clause(Dialect::Postgres, Some(42));
         assert_eq!(
             w.sql(),
             " WHERE (actor_sub = $1 OR LOWER(actor_login) = $2) AND outcome = $3 AND occurred_at >= CAST($4 AS TIMESTAMPTZ) AND client_id IS NULL AND id < $5"
         );
         assert_eq!(w.binds.len(), 5);
-        let s = f.where_clause(Backend::Sqlite, None);
+        let s = f.where_clause(Dialect::Sqlite, None);
         assert!(s.sql().contains("occurred_at >= ?") && !s.sql().contains('$'));
     }
 
@@ -553,14 +473,14 @@ mod tests {
             target: Some("%_%".into()),
             ..ActivityFilter::default()
         };
-        let w = f.where_clause(Backend::Sqlite, None);
+        let w = f.where_clause(Dialect::Sqlite, None);
         assert!(matches!(&w.binds[0], Bind::Text(t) if t == "%%"));
         let by_login = ActivityFilter {
             target: Some("Ada@Example.com".into()),
             ..ActivityFilter::default()
         };
         assert_eq!(
-            by_login.where_clause(Backend::Sqlite, None).sql(),
+            by_login.where_clause(Dialect::Sqlite, None).sql(),
             " WHERE LOWER(target_login) = ?"
         );
     }

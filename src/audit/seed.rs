@@ -1,8 +1,9 @@
 //! `audit seed-bench`: fills the trail with realistic synthetic records (valid hash chain) for
 //! benchmarks. Rows are written in large batches inside transactions.
 
-use super::{AuditStore, Rollup, RowContent, add_to_rollup, format_timestamp, write_rollup};
-use crate::db::Database;
+use super::dialect::{Dialect, on_pool};
+use super::row::{INSERT_COLUMNS, ROLLUP_UPSERT, Rollup, RowContent, add_to_rollup, write_rollup};
+use super::{AuditStore, format_timestamp};
 
 const ACTIONS: [(&str, &str, u32); 10] = [
     ("auth.sign_in", "", 20),
@@ -55,30 +56,30 @@ fn synthetic(rng: &mut Rng, i: u64, count: u64, now: time::OffsetDateTime) -> Ro
     };
     let is_user_action = chosen.0.starts_with("user.");
     let text = |s: String| Some(s);
-    RowContent([
-        Some(format_timestamp(at)),
-        Some(format!("seed-{i:010}")),
-        Some(chosen.0.to_string()),
-        Some(outcome.to_string()),
-        text(format!("00uSeedAgent{agent:08}")),
-        text(format!("agent{agent}@example.com")),
-        text(format!("Seed Agent {agent}")),
-        None,
-        (!chosen.1.is_empty()).then(|| chosen.1.to_string()),
-        is_user_action.then(|| format!("00uSeedUser{user:09}")),
-        is_user_action.then(|| format!("user{user}@example.com")),
-        is_user_action.then(|| format!("User {user}")),
-        is_user_action.then(|| "Caller verified by the support agent".to_string()),
-        (is_user_action && rng.below(3) == 0)
+    RowContent {
+        occurred_at: Some(format_timestamp(at)),
+        request_id: Some(format!("seed-{i:010}")),
+        action: Some(chosen.0.to_string()),
+        outcome: Some(outcome.to_string()),
+        actor_sub: text(format!("00uSeedAgent{agent:08}")),
+        actor_login: text(format!("agent{agent}@example.com")),
+        actor_name: text(format!("Seed Agent {agent}")),
+        client_id: None,
+        permission: (!chosen.1.is_empty()).then(|| chosen.1.to_string()),
+        target_id: is_user_action.then(|| format!("00uSeedUser{user:09}")),
+        target_login: is_user_action.then(|| format!("user{user}@example.com")),
+        target_name: is_user_action.then(|| format!("User {user}")),
+        reason: is_user_action.then(|| "Caller verified by the support agent".to_string()),
+        ticket: (is_user_action && rng.below(3) == 0)
             .then(|| format!("SUP-{}", rng.below(90_000) + 10_000)),
-        None,
-        is_user_action.then(|| format!("seedokta{i:012}")),
-        (outcome == "failure").then(|| "E0000038".to_string()),
-        None,
-        None,
-        text(format!("127.0.0.{}", agent % 250 + 1)),
-        Some("admin-portal-seed".to_string()),
-    ])
+        detail: None,
+        okta_request_id: is_user_action.then(|| format!("seedokta{i:012}")),
+        okta_error_code: (outcome == "failure").then(|| "E0000038".to_string()),
+        status_before: None,
+        status_after: None,
+        client_ip: text(format!("127.0.0.{}", agent % 250 + 1)),
+        user_agent: Some("admin-portal-seed".to_string()),
+    }
 }
 
 impl AuditStore {
@@ -90,96 +91,68 @@ impl AuditStore {
         let mut written = 0u64;
         while written < count {
             let n = BATCH.min(count - written);
-            match self.db() {
-                Database::Sqlite(pool) => {
-                    let mut tx = pool.begin().await?;
-                    sqlx::query("UPDATE audit_chain SET row_count = row_count WHERE id = 1")
-                        .execute(&mut *tx)
-                        .await?;
-                    let (mut prev, rows): (String, i64) =
-                        sqlx::query_as("SELECT last_hash, row_count FROM audit_chain WHERE id = 1")
-                            .fetch_one(&mut *tx)
-                            .await?;
-                    let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
-                        "INSERT INTO audit_events ({}) ",
-                        super::INSERT_COLUMNS
-                    ));
-                    let mut contents = Vec::new();
-                    for k in 0..n {
-                        let c = synthetic(&mut rng, written + k, count, now);
-                        let hash = c.hash(&prev);
-                        contents.push((c, prev.clone(), hash.clone()));
-                        prev = hash;
-                    }
-                    qb.push_values(contents.iter(), |mut b, (c, p, h)| {
-                        for v in &c.0 {
-                            b.push_bind(v.clone());
-                        }
-                        b.push_bind(p.clone()).push_bind(h.clone());
-                    });
-                    qb.push(" RETURNING id");
-                    let ids: Vec<(i64,)> = qb.build_query_as().fetch_all(&mut *tx).await?;
-                    let last_id = ids.iter().map(|r| r.0).max().unwrap_or(0);
-                    sqlx::query("UPDATE audit_chain SET last_id = ?, last_hash = ?, row_count = ? WHERE id = 1")
-                        .bind(last_id)
-                        .bind(&prev)
-                        .bind(rows + n as i64)
-                        .execute(&mut *tx)
-                        .await?;
-                    let mut rollup = Rollup::new();
-                    for (c, _, _) in &contents {
-                        add_to_rollup(&mut rollup, c);
-                    }
-                    write_rollup!(&mut tx, super::ROLLUP_SQLITE, &rollup);
-                    tx.commit().await?;
-                }
-                Database::Postgres(pool) => {
-                    let mut tx = pool.begin().await?;
-                    let (mut prev, rows): (String, i64) = sqlx::query_as(
-                        "SELECT last_hash, row_count FROM audit_chain WHERE id = 1 FOR UPDATE",
-                    )
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(format!(
-                        "INSERT INTO audit_events ({}) ",
-                        super::INSERT_COLUMNS
-                    ));
-                    let mut contents = Vec::new();
-                    for k in 0..n {
-                        let c = synthetic(&mut rng, written + k, count, now);
-                        let hash = c.hash(&prev);
-                        contents.push((c, prev.clone(), hash.clone()));
-                        prev = hash;
-                    }
-                    qb.push_values(contents.iter(), |mut b, (c, p, h)| {
-                        let at = c.0[0].clone().unwrap_or_default();
-                        b.push("CAST(")
-                            .push_bind_unseparated(at)
-                            .push_unseparated(" AS TIMESTAMPTZ)");
-                        for v in c.0.iter().skip(1) {
-                            b.push_bind(v.clone());
-                        }
-                        b.push_bind(p.clone()).push_bind(h.clone());
-                    });
-                    qb.push(" RETURNING id");
-                    let ids: Vec<(i64,)> = qb.build_query_as().fetch_all(&mut *tx).await?;
-                    let last_id = ids.iter().map(|r| r.0).max().unwrap_or(0);
-                    sqlx::query("UPDATE audit_chain SET last_id = $1, last_hash = $2, row_count = $3 WHERE id = 1")
-                        .bind(last_id)
-                        .bind(&prev)
-                        .bind(rows + n as i64)
-                        .execute(&mut *tx)
-                        .await?;
-                    let mut rollup = Rollup::new();
-                    for (c, _, _) in &contents {
-                        add_to_rollup(&mut rollup, c);
-                    }
-                    write_rollup!(&mut tx, super::ROLLUP_POSTGRES, &rollup);
-                    tx.commit().await?;
-                }
+            let mut contents = Vec::new();
+            for k in 0..n {
+                contents.push(synthetic(&mut rng, written + k, count, now));
             }
+            self.append_batch(&contents).await?;
             written += n;
         }
         Ok(written)
+    }
+
+    /// Appends prepared rows to the chain in one transaction (both backends).
+    async fn append_batch(&self, contents: &[RowContent]) -> anyhow::Result<()> {
+        let d = Dialect::of(self.db());
+        let move_head =
+            d.sql("UPDATE audit_chain SET last_id = ?, last_hash = ?, row_count = ? WHERE id = 1");
+        let upsert = d.sql(ROLLUP_UPSERT);
+        // The timestamp column, as `Dialect::timestamp` writes it.
+        let (open, close) = match d {
+            Dialect::Sqlite => ("", ""),
+            Dialect::Postgres => ("CAST(", " AS TIMESTAMPTZ)"),
+        };
+        let mut rollup = Rollup::new();
+        for c in contents {
+            add_to_rollup(&mut rollup, c);
+        }
+        on_pool!(self.db(), |pool| {
+            let mut tx = pool.begin().await?;
+            if let Some(lock) = d.lock_head() {
+                sqlx::query(lock).execute(&mut *tx).await?;
+            }
+            let (mut prev, rows): (String, i64) =
+                sqlx::query_as(d.read_head()).fetch_one(&mut *tx).await?;
+            let mut chained = Vec::new();
+            for c in contents {
+                let hash = c.hash(&prev);
+                chained.push((c, prev.clone(), hash.clone()));
+                prev = hash;
+            }
+            let mut qb =
+                sqlx::QueryBuilder::new(format!("INSERT INTO audit_events ({INSERT_COLUMNS}) "));
+            qb.push_values(chained.iter(), |mut b, (c, p, h)| {
+                let values = c.values();
+                b.push(open)
+                    .push_bind_unseparated(values[0].clone().unwrap_or_default())
+                    .push_unseparated(close);
+                for v in values.iter().skip(1) {
+                    b.push_bind((*v).clone());
+                }
+                b.push_bind(p.clone()).push_bind(h.clone());
+            });
+            qb.push(" RETURNING id");
+            let ids: Vec<(i64,)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+            let last_id = ids.iter().map(|r| r.0).max().unwrap_or(0);
+            sqlx::query(&move_head)
+                .bind(last_id)
+                .bind(&prev)
+                .bind(rows + contents.len() as i64)
+                .execute(&mut *tx)
+                .await?;
+            write_rollup!(&mut tx, &upsert, &rollup);
+            tx.commit().await?;
+            anyhow::Ok(())
+        })
     }
 }

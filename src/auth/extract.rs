@@ -13,9 +13,8 @@ use tower_sessions::Session;
 use super::oidc::Oidc;
 use super::policy::{Permission, PermissionMarker, Policy};
 use super::principal::Principal;
-use super::session::{self, AGENT_KEY, AgentSession};
+use super::session::{self, AGENT_KEY, AgentSession, SessionConfig};
 use crate::audit::{Action, Actor, AuditStore, NewEvent, Outcome, RequestMeta};
-use crate::config::Config;
 use crate::error::AppError;
 
 /// Seconds before expiry at which the access token is refreshed.
@@ -92,7 +91,7 @@ pub async fn session_of<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<
 impl<S> FromRequestParts<S> for Agent
 where
     S: Send + Sync,
-    Arc<Config>: FromRef<S>,
+    Arc<SessionConfig>: FromRef<S>,
     Arc<Policy>: FromRef<S>,
     Arc<Oidc>: FromRef<S>,
 {
@@ -109,9 +108,9 @@ where
         let Some(mut agent) = session::agent(&session).await? else {
             return Err(AppError::Unauthenticated { return_to });
         };
-        let config = Arc::<Config>::from_ref(state);
+        let config = Arc::<SessionConfig>::from_ref(state);
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let absolute = config.session.absolute_timeout_minutes as i64 * 60;
+        let absolute = config.absolute_timeout_minutes as i64 * 60;
         if now - agent.signed_in_at >= absolute {
             tracing::info!(request_id = %meta.request_id, "session reached its absolute lifetime");
             session.flush().await?;

@@ -28,6 +28,7 @@ use tokio::sync::{Mutex, RwLock};
 use url::Url;
 
 use super::session::{AgentSession, PendingLogin, StoredTokens};
+use super::tokens::{self, Expect, KeySet, TokenError};
 
 /// Claims beyond the standard set (the groups claim lives here).
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -90,7 +91,9 @@ pub enum OidcError {
 
 struct Provider {
     metadata: ProviderMetadataWithLogout,
-    jwks: jsonwebtoken::jwk::JwkSet,
+    /// The JWKS and the advertised asymmetric algorithms, for access tokens (shared with the
+    /// API's token verifier when it trusts the same issuer).
+    keys: Arc<KeySet>,
     /// Asymmetric algorithms the provider advertises for ID tokens.
     algorithms: Vec<CoreJwsSigningAlgorithm>,
     fetched_at: Instant,
@@ -185,11 +188,17 @@ impl Oidc {
                 "the provider advertises no asymmetric ID token signing algorithm".into(),
             ));
         }
+        let fetched_at = Instant::now();
+        let keys = Arc::new(KeySet {
+            jwks,
+            algorithms: algorithms.iter().filter_map(to_jwt_alg).collect(),
+            fetched_at,
+        });
         let provider = Arc::new(Provider {
             metadata,
-            jwks,
+            keys,
             algorithms,
-            fetched_at: Instant::now(),
+            fetched_at,
         });
         *self.provider.write().await = Some(provider.clone());
         tracing::info!(issuer = %self.issuer.as_str(), "OpenID Provider metadata and keys loaded");
@@ -382,47 +391,38 @@ impl Oidc {
         ))
     }
 
-    /// Verifies a JWT access token against the same JWKS (signature, iss, aud, exp).
+    /// Verifies a JWT access token against the same JWKS with the shared verifier
+    /// ([`super::tokens`]).
     async fn verify_access_token(
         &self,
         provider: &Arc<Provider>,
         token: &str,
     ) -> Result<HashMap<String, Value>, OidcError> {
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|e| OidcError::AccessToken(format!("not a JWT: {e}")))?;
-        let allowed: Vec<jsonwebtoken::Algorithm> =
-            provider.algorithms.iter().filter_map(to_jwt_alg).collect();
-        if !allowed.contains(&header.alg) {
-            return Err(OidcError::AccessToken(format!(
-                "algorithm {:?} is not one the provider advertises",
-                header.alg
-            )));
-        }
-        let kid = header
-            .kid
-            .ok_or_else(|| OidcError::AccessToken("no kid in the token header".into()))?;
-        let mut provider = provider.clone();
-        let mut jwk = provider.jwks.find(&kid).cloned();
-        if jwk.is_none() {
-            provider = self.rediscover(Some(provider.fetched_at)).await?;
-            jwk = provider.jwks.find(&kid).cloned();
-        }
-        let jwk = jwk.ok_or_else(|| {
-            OidcError::AccessToken("signed by a key the provider does not publish".into())
-        })?;
-        let key = jsonwebtoken::DecodingKey::from_jwk(&jwk)
-            .map_err(|e| OidcError::AccessToken(e.to_string()))?;
-        // Exactly the token's algorithm (already checked against the advertised ones): a
-        // list mixing key types would make jsonwebtoken refuse every token.
-        let mut validation = jsonwebtoken::Validation::new(header.alg);
-        validation.algorithms = vec![header.alg];
-        validation.leeway = self.config.leeway_seconds;
-        validation.set_issuer(&[self.issuer.as_str()]);
-        validation.set_audience(&[&self.config.access_token_audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-        let data = jsonwebtoken::decode::<HashMap<String, Value>>(token, &key, &validation)
-            .map_err(|e| OidcError::AccessToken(e.to_string()))?;
-        Ok(data.claims)
+        let expect = Expect {
+            issuer: self.issuer.as_str().to_string(),
+            audience: self.config.access_token_audience.clone(),
+            leeway_seconds: self.config.leeway_seconds,
+        };
+        let refetch = |seen| self.refetch_keys(seen);
+        tokens::verify(provider.keys.clone(), refetch, token, &expect)
+            .await
+            .map_err(|e| OidcError::AccessToken(e.to_string()))
+    }
+
+    /// The sign-in issuer's keys (discovered and cached), for other verifiers of its tokens.
+    pub async fn keys(&self) -> Result<Arc<KeySet>, TokenError> {
+        let provider = self.provider().await;
+        provider
+            .map(|p| p.keys.clone())
+            .map_err(|e| TokenError::Keys(e.to_string()))
+    }
+
+    /// The keys again, unless they were fetched after `seen` (an unknown `kid`).
+    pub async fn refetch_keys(&self, seen: Instant) -> Result<Arc<KeySet>, TokenError> {
+        let provider = self.rediscover(Some(seen)).await;
+        provider
+            .map(|p| p.keys.clone())
+            .map_err(|e| TokenError::Keys(e.to_string()))
     }
 
     /// Uses the refresh token. Returns the agent with new tokens, scopes and groups.

@@ -167,6 +167,14 @@ operations! {
         label: "Reset factor", done: "reset", link: None, email: false, destructive: true,
         call: DeleteFactor,
         consequence: "Removes the factor; the user must enroll it again to use it." }
+    Register { slug: "register", permission: UsersRegister, action: UserRegister,
+        label: "Register", done: "registered", link: None, email: false, destructive: false,
+        call: CreateUser,
+        consequence: "Creates a self-registered user in the registration groups; Okta emails the activation link." }
+    Recover { slug: "recover", permission: UsersRecover, action: UserRecover,
+        label: "Recover password", done: "sent a password recovery email", link: Some("resetPassword"), email: false, destructive: false,
+        call: Lifecycle(Lifecycle::ResetPassword),
+        consequence: "Okta emails the user a one-time link to choose a new password." }
     ResetAllFactors { slug: "factors/reset-all", permission: FactorsReset, action: FactorResetAll,
         label: "Reset all factors", done: "reset", link: None, email: false, destructive: true,
         call: Lifecycle(Lifecycle::ResetFactors),

@@ -69,8 +69,33 @@ async fn sign_in_failed(
         meta.clone(),
     )
     .detail(detail);
-    let _ = state.audit.record(event).await;
+    // Anyone can call the callback: repeats are counted, not written one by one.
+    let _ = state.audit.record_anonymous_failure(event).await;
     AppError::SignIn(shown.to_string())
+}
+
+/// The record's detail and the page's words for an error the provider sent instead of a
+/// code. The page shows fixed words only: the callback URL is anyone's to craft.
+fn provider_error(error: &str, description: Option<&str>) -> (String, &'static str) {
+    let shown = match error {
+        "access_denied" => {
+            "The identity provider did not sign you in (access_denied): you may not be assigned to the portal, or the sign-in was cancelled."
+        }
+        "login_required" | "interaction_required" | "consent_required" => {
+            "The identity provider needs you to sign in again."
+        }
+        "temporarily_unavailable" | "server_error" => {
+            "The identity provider could not complete the sign-in right now. Try again in a moment."
+        }
+        _ => "The identity provider returned an error instead of signing you in.",
+    };
+    let code: String = error
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(40)
+        .collect();
+    let detail: String = description.unwrap_or_default().chars().take(300).collect();
+    (format!("provider error {code}: {detail}"), shown)
 }
 
 pub async fn callback(
@@ -80,33 +105,8 @@ pub async fn callback(
     Query(query): Query<CallbackQuery>,
 ) -> Result<Response, AppError> {
     if let Some(error) = query.error {
-        let description = query.error_description.unwrap_or_default();
-        // Fixed words on the page: the callback URL is anyone's to craft.
-        let shown = match error.as_str() {
-            "access_denied" => {
-                "The identity provider did not sign you in (access_denied): you may not be assigned to the portal, or the sign-in was cancelled."
-            }
-            "login_required" | "interaction_required" | "consent_required" => {
-                "The identity provider needs you to sign in again."
-            }
-            "temporarily_unavailable" | "server_error" => {
-                "The identity provider could not complete the sign-in right now. Try again in a moment."
-            }
-            _ => "The identity provider returned an error instead of signing you in.",
-        };
-        let code: String = error
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .take(40)
-            .collect();
-        let detail: String = description.chars().take(300).collect();
-        return Err(sign_in_failed(
-            &state,
-            &meta,
-            format!("provider error {code}: {detail}"),
-            shown,
-        )
-        .await);
+        let (detail, shown) = provider_error(&error, query.error_description.as_deref());
+        return Err(sign_in_failed(&state, &meta, detail, shown).await);
     }
     let mut pendings: Vec<PendingLogin> = session.get(PENDING_LOGIN_KEY).await?.unwrap_or_default();
     let sent_state = query.state.unwrap_or_default();
@@ -181,7 +181,7 @@ pub async fn callback(
         session.flush().await?;
         return Err(AppError::Internal(e.context("recording the sign-in")));
     }
-    tracing::info!(request_id = %meta.request_id, sub = %agent.sub, "agent signed in");
+    tracing::info!(request_id = ?meta.request_id, sub = ?agent.sub, "agent signed in");
     Ok(Redirect::to(&pending.return_to).into_response())
 }
 

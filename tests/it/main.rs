@@ -6,12 +6,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod activity;
+mod api;
+mod api_matrix;
 mod auth;
 mod browser;
 mod cli;
 mod csrf;
 mod factors;
 mod faults;
+mod hardening;
 mod helpers;
 mod okta_client;
 mod ops;

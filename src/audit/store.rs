@@ -1,0 +1,114 @@
+//! The store: appends records to the hash chain, reads them back.
+
+use time::OffsetDateTime;
+
+use super::dialect::{Dialect, on_pool};
+use super::row::{INSERT_COLUMNS, ROLLUP_UPSERT, Rollup, RowContent, add_to_rollup, write_rollup};
+use super::{ActivityFilter, AuditRecord, NewEvent, format_timestamp, throttle};
+use crate::db::Database;
+
+#[derive(Clone)]
+pub struct AuditStore {
+    db: Database,
+    pub(super) throttle: std::sync::Arc<throttle::Throttle>,
+}
+
+impl std::fmt::Debug for AuditStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditStore").field("db", &self.db).finish()
+    }
+}
+
+impl AuditStore {
+    pub fn new(db: Database) -> AuditStore {
+        Self::with_throttle(db, &throttle::ThrottleConfig::default())
+    }
+
+    /// A store whose anonymous failures are limited as `throttle` says.
+    pub fn with_throttle(db: Database, throttle: &throttle::ThrottleConfig) -> AuditStore {
+        AuditStore {
+            db,
+            throttle: throttle::Throttle::new(throttle),
+        }
+    }
+
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// Appends one record to the chain. The chain head is locked for the transaction, so
+    /// concurrent writers (and several instances on PostgreSQL) stay in one order. Callers
+    /// decide what a failure means for their response; the failure is always logged here.
+    /// Returns the new record's id.
+    pub async fn record(&self, event: NewEvent) -> anyhow::Result<i64> {
+        let now = OffsetDateTime::now_utc();
+        let content = RowContent::from_event(&event, format_timestamp(now));
+        let result = self.append(&content).await;
+        if let Err(e) = &result {
+            tracing::error!(
+                request_id = ?event.meta.request_id,
+                action = event.action.as_str(),
+                error = %e,
+                "audit write failed"
+            );
+        }
+        result
+    }
+
+    /// One transaction: lock the chain head, insert the record with its hashes, move the
+    /// head, add to the daily rollup. Written once for both backends.
+    async fn append(&self, content: &RowContent) -> anyhow::Result<i64> {
+        let d = Dialect::of(&self.db);
+        let insert = d.sql(&format!(
+            "INSERT INTO audit_events ({INSERT_COLUMNS}) VALUES ({}, {}) RETURNING id",
+            d.timestamp("?"),
+            vec!["?"; 22].join(", ")
+        ));
+        let move_head =
+            d.sql("UPDATE audit_chain SET last_id = ?, last_hash = ?, row_count = ? WHERE id = 1");
+        let upsert = d.sql(ROLLUP_UPSERT);
+        let mut rollup = Rollup::new();
+        add_to_rollup(&mut rollup, content);
+        on_pool!(&self.db, |pool| {
+            let mut tx = pool.begin().await?;
+            if let Some(lock) = d.lock_head() {
+                sqlx::query(lock).execute(&mut *tx).await?;
+            }
+            let (prev, count): (String, i64) =
+                sqlx::query_as(d.read_head()).fetch_one(&mut *tx).await?;
+            let hash = content.hash(&prev);
+            let mut q = sqlx::query(&insert);
+            for value in content.values() {
+                q = q.bind(value);
+            }
+            let row = q.bind(&prev).bind(&hash).fetch_one(&mut *tx).await?;
+            let id: i64 = sqlx::Row::try_get(&row, 0)?;
+            sqlx::query(&move_head)
+                .bind(id)
+                .bind(&hash)
+                .bind(count + 1)
+                .execute(&mut *tx)
+                .await?;
+            write_rollup!(&mut tx, &upsert, &rollup);
+            tx.commit().await?;
+            Ok(id)
+        })
+    }
+
+    /// The newest records first.
+    pub async fn recent(&self, limit: i64) -> anyhow::Result<Vec<AuditRecord>> {
+        Ok(self
+            .page(&ActivityFilter::default(), None, limit)
+            .await?
+            .records)
+    }
+
+    /// The newest records about one target user.
+    pub async fn by_target(&self, target_id: &str, limit: i64) -> anyhow::Result<Vec<AuditRecord>> {
+        let filter = ActivityFilter {
+            target_id: Some(target_id.to_string()),
+            ..ActivityFilter::default()
+        };
+        Ok(self.page(&filter, None, limit).await?.records)
+    }
+}
