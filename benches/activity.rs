@@ -4,6 +4,8 @@
 //! Run with `cargo bench --bench activity` (release). `AUDIT_BENCH_ROWS` changes the row
 //! count. Everything stays on 127.0.0.1; every loop is bounded.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../tests/it/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;

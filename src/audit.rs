@@ -11,6 +11,7 @@ pub mod export;
 pub mod integrity;
 pub mod query;
 pub mod seed;
+pub mod throttle;
 
 pub use query::{ActivityFilter, ActivityPage};
 
@@ -258,28 +259,30 @@ pub(crate) struct RowContent(pub [Option<String>; 21]);
 impl RowContent {
     fn from_event(event: &NewEvent, occurred_at: String) -> RowContent {
         let target = event.target.clone().unwrap_or_default();
+        let id = |v: &Option<String>| clip(v, MAX_ID);
+        let text = |v: &Option<String>| clip(v, MAX_TEXT);
         RowContent([
             Some(occurred_at),
-            Some(event.meta.request_id.clone()),
+            Some(clip_to(&event.meta.request_id, MAX_ID).to_string()),
             Some(event.action.as_str().to_string()),
             Some(event.outcome.as_str().to_string()),
-            event.actor.sub.clone(),
-            event.actor.login.clone(),
-            event.actor.name.clone(),
-            event.actor.client_id.clone(),
-            event.permission.clone(),
-            target.id,
-            target.login,
-            target.name,
-            clip(event.reason.clone()),
-            event.ticket.clone(),
-            clip(event.detail.clone()),
-            event.okta_request_id.clone(),
-            event.okta_error_code.clone(),
-            event.status_before.clone(),
-            event.status_after.clone(),
-            event.meta.client_ip.clone(),
-            clip(event.meta.user_agent.clone()),
+            id(&event.actor.sub),
+            id(&event.actor.login),
+            text(&event.actor.name),
+            id(&event.actor.client_id),
+            id(&event.permission),
+            id(&target.id),
+            id(&target.login),
+            text(&target.name),
+            text(&event.reason),
+            id(&event.ticket),
+            text(&event.detail),
+            id(&event.okta_request_id),
+            id(&event.okta_error_code),
+            id(&event.status_before),
+            id(&event.status_after),
+            id(&event.meta.client_ip),
+            text(&event.meta.user_agent),
         ])
     }
 
@@ -392,9 +395,16 @@ pub fn format_timestamp(t: OffsetDateTime) -> String {
     )
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct AuditStore {
     db: Database,
+    throttle: std::sync::Arc<throttle::Throttle>,
+}
+
+impl std::fmt::Debug for AuditStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditStore").field("db", &self.db).finish()
+    }
 }
 
 pub(crate) const INSERT_COLUMNS: &str = "occurred_at, request_id, action, outcome, actor_sub, actor_login, actor_name, \
@@ -411,26 +421,38 @@ pub(crate) const SELECT_POSTGRES: &str = "SELECT id, to_char(occurred_at AT TIME
      target_login, target_name, reason, ticket, detail, okta_request_id, okta_error_code, status_before, \
      status_after, client_ip, user_agent, prev_hash, hash FROM audit_events";
 
-/// Longest text kept for free-form fields (user agent, detail, reason).
-const MAX_TEXT: usize = 1000;
+/// Longest text kept in a free-text column (reason, detail, names, user agent), in bytes.
+pub const MAX_TEXT: usize = 1000;
+/// Longest text kept in an identifier column (ids, logins, codes, statuses, addresses).
+pub const MAX_ID: usize = 256;
 
-fn clip(value: Option<String>) -> Option<String> {
-    value.map(|v| {
-        if v.len() <= MAX_TEXT {
-            v
-        } else {
-            let mut end = MAX_TEXT;
-            while !v.is_char_boundary(end) {
-                end -= 1;
-            }
-            v[..end].to_string()
-        }
-    })
+/// Cuts `value` to at most `max` bytes, at a character boundary.
+pub fn clip_to(value: &str, max: usize) -> &str {
+    if value.len() <= max {
+        return value;
+    }
+    let mut end = max;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    &value[..end]
+}
+
+fn clip(value: &Option<String>, max: usize) -> Option<String> {
+    value.as_deref().map(|v| clip_to(v, max).to_string())
 }
 
 impl AuditStore {
     pub fn new(db: Database) -> AuditStore {
-        AuditStore { db }
+        Self::with_throttle(db, &throttle::ThrottleConfig::default())
+    }
+
+    /// A store whose anonymous failures are limited as `throttle` says.
+    pub fn with_throttle(db: Database, throttle: &throttle::ThrottleConfig) -> AuditStore {
+        AuditStore {
+            db,
+            throttle: throttle::Throttle::new(throttle),
+        }
     }
 
     pub fn db(&self) -> &Database {
@@ -447,7 +469,7 @@ impl AuditStore {
         let result = self.append(&content, now).await;
         if let Err(e) = &result {
             tracing::error!(
-                request_id = %event.meta.request_id,
+                request_id = ?event.meta.request_id,
                 action = event.action.as_str(),
                 error = %e,
                 "audit write failed"

@@ -42,6 +42,7 @@ pub struct Config {
     pub mfa: MfaConfig,
     #[serde(default)]
     pub api: crate::api::ApiConfig,
+    pub http: crate::web::security::HttpConfig,
 }
 
 /// The audit trail's retention. Nothing is deleted automatically: `audit prune` without
@@ -51,6 +52,8 @@ pub struct Config {
 pub struct AuditConfig {
     #[serde(default)]
     pub retention_days: Option<u32>,
+    #[serde(default)]
+    pub throttle: crate::audit::throttle::ThrottleConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -161,8 +164,11 @@ impl Config {
         }
     }
 
+    /// The URLs of every section (http only on loopback) and the server section.
     fn server_problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
+        check_http_url("oidc.issuer", &self.oidc.issuer, &mut problems);
+        check_http_url("okta.org_url", &self.okta.org_url, &mut problems);
         if let Some(url) = &self.server.public_base_url {
             check_http_url("server.public_base_url", url, &mut problems);
             if url.path() != "/" {
@@ -173,6 +179,7 @@ impl Config {
     }
 
     /// The base URL people use to reach the portal, without a trailing slash.
+    #[allow(clippy::expect_used, reason = "a literal URL always parses")]
     pub fn public_base(&self, bound: SocketAddr) -> Url {
         self.server.public_base_url.clone().unwrap_or_else(|| {
             Url::parse(&format!("http://{bound}"))
@@ -261,7 +268,7 @@ impl Config {
     }
 }
 
-pub fn check_http_url(name: &str, url: &Url, problems: &mut Vec<String>) {
+fn check_http_url(name: &str, url: &Url, problems: &mut Vec<String>) {
     if url.scheme() != "https" && url.scheme() != "http" {
         problems.push(format!("{name} must be an http(s) URL"));
     }

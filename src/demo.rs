@@ -59,6 +59,7 @@ pub fn config_for_simulator(
         audit: Default::default(),
         mfa: Default::default(),
         api: crate::api::demo_config(),
+        http: Default::default(),
     })
 }
 

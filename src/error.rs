@@ -7,7 +7,6 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::policy::Decision;
 use crate::okta::{OktaError, OktaErrorKind};
 
 #[derive(Debug, thiserror::Error)]
@@ -17,7 +16,7 @@ pub enum AppError {
     Unauthenticated { return_to: Option<String> },
     /// The policy refuses this permission.
     #[error("permission {} denied", .0.permission)]
-    Forbidden(Box<Decision>),
+    Forbidden(Box<Denial>),
     /// This agent may not act on this user (protected user, own account).
     #[error("refused: {0}")]
     Refused(String),
@@ -38,9 +37,44 @@ pub enum AppError {
     /// A Management API call failed.
     #[error("Okta call failed: {0}")]
     Okta(#[from] OktaError),
+    /// The request could not be read (axum's extractor rejections: path, query, form, JSON,
+    /// a body over the limit). `status` is the extractor's (400, 413, 415, 422, …).
+    #[error("request rejected ({status}): {message}")]
+    Rejected { status: StatusCode, message: String },
+    /// The request ran longer than `http.request_timeout_seconds`.
+    #[error("request timed out after {0} s")]
+    Timeout(u64),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
+
+impl AppError {
+    /// A rejection with the extractor's status and words (clipped; shown escaped).
+    pub fn rejected(status: StatusCode, message: &str) -> AppError {
+        AppError::Rejected {
+            status,
+            message: crate::audit::clip_to(message.trim(), 300).to_string(),
+        }
+    }
+}
+
+macro_rules! rejections {
+    ($($ty:ty),*) => {
+        $(impl From<$ty> for AppError {
+            fn from(r: $ty) -> Self {
+                AppError::rejected(r.status(), &r.body_text())
+            }
+        })*
+    };
+}
+
+rejections!(
+    axum::extract::rejection::BytesRejection,
+    axum::extract::rejection::FormRejection,
+    axum::extract::rejection::JsonRejection,
+    axum::extract::rejection::PathRejection,
+    axum::extract::rejection::QueryRejection
+);
 
 impl From<tower_sessions::session::Error> for AppError {
     fn from(e: tower_sessions::session::Error) -> Self {
@@ -52,6 +86,22 @@ impl From<askama::Error> for AppError {
     fn from(e: askama::Error) -> Self {
         AppError::Internal(anyhow::Error::new(e).context("template rendering"))
     }
+}
+
+/// A refused permission as error pages and problem documents show it (a view of the
+/// policy's decision, so errors do not depend on the policy's types).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// The permission's name, e.g. `users.delete`.
+    pub permission: String,
+    /// What it lets one do, in plain words.
+    pub label: String,
+    /// What the policy requires for it.
+    pub requirement: String,
+    /// Why this request does not meet it.
+    pub explanation: String,
+    /// The scopes the token lacks (for `WWW-Authenticate: … scope=`).
+    pub missing_scopes: Vec<String>,
 }
 
 /// What the error renderer needs; attached to the response as an extension.
@@ -72,6 +122,29 @@ pub struct ErrorReport {
     pub okta_request_id: Option<String>,
 }
 
+/// Where an expired session sends the browser: sign-in, then back to `return_to`.
+fn sign_in_target(return_to: Option<&str>) -> String {
+    match return_to {
+        Some(path) => format!(
+            "/auth/login?return_to={}",
+            url::form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>()
+        ),
+        None => "/auth/login".to_string(),
+    }
+}
+
+fn okta_report(e: &OktaError, report: &mut ErrorReport) {
+    report.title = match e.kind {
+        OktaErrorKind::NotFound => "User not found".into(),
+        _ => "Okta could not complete the request".into(),
+    };
+    report.message = e.plain_message();
+    report.okta_request_id = e.request_id.clone();
+    if okta_status(e.kind).is_server_error() {
+        report.internal = Some(e.to_string());
+    }
+}
+
 impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
@@ -82,6 +155,8 @@ impl AppError {
             AppError::SignIn(_) => StatusCode::BAD_REQUEST,
             AppError::Upstream(_) => StatusCode::BAD_GATEWAY,
             AppError::Okta(e) => okta_status(e.kind),
+            AppError::Rejected { status, .. } => *status,
+            AppError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -102,26 +177,18 @@ impl AppError {
             AppError::Unauthenticated { return_to } => {
                 report.title = "Sign-in required".into();
                 report.message = "Your session has ended. Sign in to continue.".into();
-                let target = match return_to {
-                    Some(path) => format!(
-                        "/auth/login?return_to={}",
-                        url::form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>()
-                    ),
-                    None => "/auth/login".to_string(),
-                };
-                report.redirect = Some(target);
+                report.redirect = Some(sign_in_target(return_to.as_deref()));
             }
-            AppError::Forbidden(decision) => {
+            AppError::Forbidden(denial) => {
                 report.title = "Not allowed".into();
                 report.message = format!(
                     "You do not have the permission “{}” ({}).",
-                    decision.permission,
-                    decision.permission.label().to_lowercase()
+                    denial.permission, denial.label
                 );
                 report.permission = Some((
-                    decision.permission.to_string(),
-                    decision.requirement(),
-                    decision.explanation(),
+                    denial.permission.clone(),
+                    denial.requirement.clone(),
+                    denial.explanation.clone(),
                 ));
             }
             AppError::Refused(message) => {
@@ -152,16 +219,22 @@ impl AppError {
                         .into();
                 report.internal = Some(detail.clone());
             }
-            AppError::Okta(e) => {
-                report.title = match e.kind {
-                    OktaErrorKind::NotFound => "User not found".into(),
-                    _ => "Okta could not complete the request".into(),
+            AppError::Okta(e) => okta_report(e, &mut report),
+            AppError::Rejected { status, message } => {
+                report.title = rejection_title(*status).into();
+                report.message = if *status == StatusCode::PAYLOAD_TOO_LARGE {
+                    "The form sent was too large to accept. Shorten what you typed and try again."
+                        .into()
+                } else {
+                    message.clone()
                 };
-                report.message = e.plain_message();
-                report.okta_request_id = e.request_id.clone();
-                if okta_status(e.kind).is_server_error() {
-                    report.internal = Some(e.to_string());
-                }
+            }
+            AppError::Timeout(seconds) => {
+                report.title = "The request took too long".into();
+                report.message = format!(
+                    "The portal stopped this request after {seconds} seconds. It may or may not have completed: check before trying again."
+                );
+                report.internal = Some(self.to_string());
             }
             AppError::Internal(e) => {
                 report.title = "Something went wrong".into();
@@ -171,6 +244,16 @@ impl AppError {
             }
         }
         report
+    }
+}
+
+fn rejection_title(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "Request too large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "Unsupported request",
+        StatusCode::METHOD_NOT_ALLOWED => "Method not allowed",
+        StatusCode::UNPROCESSABLE_ENTITY => "Invalid request",
+        _ => "Bad request",
     }
 }
 
@@ -202,16 +285,19 @@ impl IntoResponse for AppError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::policy::{Permission, Policy};
-    use std::collections::BTreeSet;
 
     #[test]
     fn status_mapping() {
-        let policy = Policy::compile(None, &crate::config::default_scopes()).unwrap();
-        let decision = policy.decide(Permission::AuditRead, &BTreeSet::new(), &BTreeSet::new());
+        let denial = Denial {
+            permission: "audit.read".into(),
+            label: "review activity".into(),
+            requirement: "scopes admin.audit.read".into(),
+            explanation: "Denied.".into(),
+            missing_scopes: vec!["admin.audit.read".into()],
+        };
         let cases = [
             (AppError::Unauthenticated { return_to: None }, 401),
-            (AppError::Forbidden(Box::new(decision)), 403),
+            (AppError::Forbidden(Box::new(denial)), 403),
             (AppError::Csrf, 403),
             (AppError::Refused("protected".into()), 403),
             (AppError::NotFound, 404),
@@ -252,23 +338,6 @@ mod tests {
         let report = AppError::Internal(anyhow::anyhow!("password=hunter2 in SQL")).report();
         assert!(!report.message.contains("hunter2"));
         assert!(report.internal.unwrap().contains("hunter2"));
-    }
-
-    #[test]
-    fn forbidden_names_the_permission_and_requirement() {
-        let policy = Policy::compile(None, &crate::config::default_scopes()).unwrap();
-        let decision = policy.decide(Permission::AuditRead, &BTreeSet::new(), &BTreeSet::new());
-        let report = AppError::Forbidden(Box::new(decision)).report();
-        let (perm, needs, why) = report.permission.unwrap();
-        assert_eq!(perm, "audit.read");
-        assert_eq!(
-            needs,
-            "scopes admin.audit.read and membership of Portal-Managers"
-        );
-        assert!(
-            why.starts_with("Denied: your token lacks the scope admin.audit.read"),
-            "{why}"
-        );
     }
 
     #[test]

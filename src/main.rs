@@ -166,13 +166,7 @@ async fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .init();
+    admin_portal::startup::init_tracing();
 }
 
 fn load(config: Option<&std::path::Path>) -> Result<admin_portal::ValidConfig, Vec<String>> {

@@ -31,12 +31,13 @@ pub mod input;
 pub mod lifecycle;
 pub mod reads;
 mod record;
+pub mod refusal;
 pub mod registration;
 pub mod users;
 
 pub use catalog::Op;
-pub use guard::Refusal;
 pub use input::{FieldErrors, UserRef, Why, WhyErrors, WhyRules};
+pub use refusal::Refusal;
 
 use config::{MfaConfig, UsersConfig};
 

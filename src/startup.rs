@@ -86,7 +86,7 @@ impl Application {
         let (policy, okta, audit) = (
             Arc::new(policy),
             Arc::new(okta),
-            AuditStore::new(db.clone()),
+            AuditStore::with_throttle(db.clone(), &config.audit.throttle),
         );
         let ops = Ops::new(
             okta.clone(),
@@ -97,6 +97,7 @@ impl Application {
             ticket_pattern,
         );
         let state = AppState {
+            session: Arc::new(config.session.clone()),
             config: Arc::new(config),
             policy,
             oidc: Arc::new(oidc),
@@ -143,6 +144,16 @@ impl Application {
                 }
             }
         });
+        let audit = self.state.audit.clone();
+        let window = self.state.config.audit.throttle.window_seconds.max(1);
+        let flush = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(window));
+            loop {
+                tick.tick().await;
+                // A failure here is logged by the store; the counts are retried next time.
+                let _ = audit.flush_suppressed(false).await;
+            }
+        });
         let result = axum::serve(
             self.listener,
             self.router
@@ -151,6 +162,9 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await;
         cleanup.abort();
+        flush.abort();
+        // Counted failures are written before the process ends.
+        let _ = self.state.audit.flush_suppressed(true).await;
         result.map_err(Into::into)
     }
 
@@ -224,5 +238,73 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = terminate => {},
+    }
+}
+
+/// Escapes control characters in one formatted log event, so that untrusted text in a
+/// field or message (CR, LF, TAB, ESC, NUL, …) cannot forge or hide log lines. The one
+/// newline that ends the event is kept. Applied to every event, whatever the call site.
+pub fn escape_log_line(line: &[u8]) -> Vec<u8> {
+    let (body, end) = match line.strip_suffix(b"\n") {
+        Some(body) => (body, &b"\n"[..]),
+        None => (line, &b""[..]),
+    };
+    let mut out = Vec::with_capacity(line.len());
+    for &b in body {
+        match b {
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0 => out.extend_from_slice(b"\\0"),
+            b if b < 0x20 || b == 0x7f => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
+            b => out.push(b),
+        }
+    }
+    out.extend_from_slice(end);
+    out
+}
+
+/// A writer that passes each log event through [`escape_log_line`].
+pub struct EscapingWriter<W>(pub W);
+
+impl<W: std::io::Write> std::io::Write for EscapingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write_all(&escape_log_line(buf))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Logs to stdout, one escaped line per event, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        // Colour codes would be escaped too.
+        .with_ansi(false)
+        .with_writer(|| EscapingWriter(std::io::stdout()))
+        .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_in_a_log_event_are_escaped() {
+        let line = b"WARN summary=group \n2026 INFO forged\r\x1b[31m\0\ttab\x7f\n";
+        let escaped = String::from_utf8(escape_log_line(line)).unwrap();
+        assert_eq!(
+            escaped,
+            "WARN summary=group \\n2026 INFO forged\\r\\x1b[31m\\0\\ttab\\x7f\n"
+        );
+        assert_eq!(escaped.matches('\n').count(), 1);
+        assert_eq!(escape_log_line("ünïcode".as_bytes()), "ünïcode".as_bytes());
     }
 }

@@ -7,6 +7,7 @@ use url::Url;
 use crate::audit::AuditStore;
 use crate::auth::oidc::Oidc;
 use crate::auth::policy::Policy;
+use crate::auth::session::SessionConfig;
 use crate::config::Config;
 use crate::db::Database;
 use crate::okta::OktaClient;
@@ -15,6 +16,8 @@ use crate::ops::Ops;
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
+    /// `[session]`, for the extractors.
+    pub session: Arc<SessionConfig>,
     pub policy: Arc<Policy>,
     pub oidc: Arc<Oidc>,
     pub okta: Arc<OktaClient>,
@@ -39,6 +42,7 @@ macro_rules! substates {
 // The parts extractors and operations need, so they do not depend on the whole state.
 substates! {
     config: Arc<Config>,
+    session: Arc<SessionConfig>,
     policy: Arc<Policy>,
     oidc: Arc<Oidc>,
     okta: Arc<OktaClient>,

@@ -8,4 +8,5 @@ pub mod forms;
 pub mod htmx;
 pub mod layout;
 pub mod pages;
+pub mod security;
 pub mod users;

@@ -6,6 +6,10 @@ use serde::Deserialize;
 use super::{AuditRecord, AuditStore, SELECT_POSTGRES, SELECT_SQLITE};
 use crate::db::Database;
 
+/// Longest filter value accepted (longer is a 422: no stored value is longer than
+/// `audit::MAX_TEXT`, and a huge LIKE pattern is refused by SQLite).
+pub const MAX_FILTER: usize = 1000;
+
 /// The filters of `/activity` (and of its exports), as they appear in the URL.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 pub struct ActivityFilter {
@@ -121,7 +125,28 @@ impl ActivityFilter {
                 problems.push(format!("“{name}” must be a date like 2026-11-29."));
             }
         }
+        for (name, value) in self.fields() {
+            if value.as_deref().is_some_and(|v| v.len() > MAX_FILTER) {
+                problems.push(format!(
+                    "“{name}” is too long: at most {MAX_FILTER} characters."
+                ));
+            }
+        }
         problems
+    }
+
+    fn fields(&self) -> [(&'static str, &Option<String>); 9] {
+        [
+            ("agent", &self.agent),
+            ("target", &self.target),
+            ("target_id", &self.target_id),
+            ("action", &self.action),
+            ("outcome", &self.outcome),
+            ("from", &self.from),
+            ("to", &self.to),
+            ("ticket", &self.ticket),
+            ("client", &self.client),
+        ]
     }
 
     pub fn is_empty(&self) -> bool {
@@ -192,17 +217,7 @@ impl ActivityFilter {
     /// The filter as a query string (without the cursor), for links and exports.
     pub fn query_string(&self) -> String {
         let mut s = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in [
-            ("agent", &self.agent),
-            ("target", &self.target),
-            ("target_id", &self.target_id),
-            ("action", &self.action),
-            ("outcome", &self.outcome),
-            ("from", &self.from),
-            ("to", &self.to),
-            ("ticket", &self.ticket),
-            ("client", &self.client),
-        ] {
+        for (k, v) in self.fields() {
             if let Some(v) = clean(v) {
                 s.append_pair(k, &v);
             }
@@ -212,6 +227,7 @@ impl ActivityFilter {
 }
 
 /// One page of records, newest first, with the cursor of the next (older) page.
+#[derive(Default)]
 pub struct ActivityPage {
     pub records: Vec<AuditRecord>,
     pub next_before: Option<i64>,

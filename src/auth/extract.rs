@@ -13,9 +13,8 @@ use tower_sessions::Session;
 use super::oidc::Oidc;
 use super::policy::{Permission, PermissionMarker, Policy};
 use super::principal::Principal;
-use super::session::{self, AGENT_KEY, AgentSession};
+use super::session::{self, AGENT_KEY, AgentSession, SessionConfig};
 use crate::audit::{Action, Actor, AuditStore, NewEvent, Outcome, RequestMeta};
-use crate::config::Config;
 use crate::error::AppError;
 
 /// Seconds before expiry at which the access token is refreshed.
@@ -92,7 +91,7 @@ pub async fn session_of<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<
 impl<S> FromRequestParts<S> for Agent
 where
     S: Send + Sync,
-    Arc<Config>: FromRef<S>,
+    Arc<SessionConfig>: FromRef<S>,
     Arc<Policy>: FromRef<S>,
     Arc<Oidc>: FromRef<S>,
 {
@@ -109,9 +108,9 @@ where
         let Some(mut agent) = session::agent(&session).await? else {
             return Err(AppError::Unauthenticated { return_to });
         };
-        let config = Arc::<Config>::from_ref(state);
+        let config = Arc::<SessionConfig>::from_ref(state);
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let absolute = config.session.absolute_timeout_minutes as i64 * 60;
+        let absolute = config.absolute_timeout_minutes as i64 * 60;
         if now - agent.signed_in_at >= absolute {
             tracing::info!(request_id = %meta.request_id, "session reached its absolute lifetime");
             session.flush().await?;
@@ -183,6 +182,26 @@ where
         ));
         // A denial is refused whether or not it could be recorded; a failed write is logged.
         let _ = AuditStore::from_ref(state).record(event).await;
-        Err(AppError::Forbidden(Box::new(decision)))
+        Err(AppError::Forbidden(Box::new(decision.into())))
     }
+}
+
+/// The browser router's backstop (a `route_layer`): a request to a signed-in route without an
+/// agent in its session goes to sign-in before any handler runs, even a handler that forgot to
+/// take an [`Agent`]. Handlers still verify the session fully through their extractor.
+pub async fn require_session(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<axum::response::Response, AppError> {
+    let (mut parts, body) = request.into_parts();
+    let session = session_of(&mut parts, &()).await?;
+    if session::agent(&session).await?.is_none() {
+        let return_to = (parts.method == Method::GET)
+            .then(|| parts.uri.path_and_query().map(|pq| pq.to_string()))
+            .flatten();
+        return Err(AppError::Unauthenticated { return_to });
+    }
+    Ok(next
+        .run(axum::extract::Request::from_parts(parts, body))
+        .await)
 }

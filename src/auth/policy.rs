@@ -187,6 +187,18 @@ pub struct Decision {
     pub rule: Option<Rule>,
 }
 
+impl From<Decision> for crate::error::Denial {
+    fn from(d: Decision) -> crate::error::Denial {
+        crate::error::Denial {
+            permission: d.permission.to_string(),
+            label: d.permission.label().to_lowercase(),
+            requirement: d.requirement(),
+            explanation: d.explanation(),
+            missing_scopes: d.missing_scopes,
+        }
+    }
+}
+
 impl Decision {
     /// A plain sentence explaining the decision.
     pub fn explanation(&self) -> String {
@@ -484,7 +496,7 @@ mod tests {
     }
 
     fn default_policy() -> Policy {
-        let scopes: Vec<String> = crate::config::default_scopes();
+        let scopes: Vec<String> = crate::auth::oidc::default_scopes();
         Policy::compile(None, &scopes).expect("default policy compiles")
     }
 
@@ -593,7 +605,7 @@ mod tests {
                 clients: vec!["0oaSupport".into()],
             },
         );
-        Policy::compile(Some(rules), &crate::config::default_scopes()).unwrap()
+        Policy::compile(Some(rules), &crate::auth::oidc::default_scopes()).unwrap()
     }
 
     #[test]
@@ -651,5 +663,22 @@ mod tests {
             "00uAgent",
         );
         assert!(!d.allowed);
+    }
+
+    #[test]
+    fn forbidden_names_the_permission_and_requirement() {
+        let policy = Policy::compile(None, &crate::auth::oidc::default_scopes()).unwrap();
+        let decision = policy.decide(Permission::AuditRead, &BTreeSet::new(), &BTreeSet::new());
+        let report = crate::error::AppError::Forbidden(Box::new(decision.into())).report();
+        let (perm, needs, why) = report.permission.unwrap();
+        assert_eq!(perm, "audit.read");
+        assert_eq!(
+            needs,
+            "scopes admin.audit.read and membership of Portal-Managers"
+        );
+        assert!(
+            why.starts_with("Denied: your token lacks the scope admin.audit.read"),
+            "{why}"
+        );
     }
 }

@@ -375,6 +375,7 @@ impl OktaClient {
 
     /// Sends a request and decodes the answer. Reads are retried once on a transient
     /// failure and after a 429 whose window resets within `max_retry_wait_seconds`.
+    #[tracing::instrument(skip_all, fields(method = %request.method, path = ?request.path))]
     pub async fn send<T: DeserializeOwned>(
         &self,
         request: OktaRequest,
@@ -436,20 +437,15 @@ impl OktaClient {
         }
     }
 
-    async fn send_once<T: DeserializeOwned>(
+    /// The HTTP request for one attempt.
+    fn builder(
         &self,
         request: &OktaRequest,
-        bucket_key: &str,
+        url: Url,
+        authorization: String,
         retry_for: Option<&str>,
         retry_count: u32,
-    ) -> Result<OktaResponse<T>, (OktaError, Option<Duration>)> {
-        let url = self.base.join(&request.path).map_err(|e| {
-            (
-                OktaError::new(OktaErrorKind::Transport, e.to_string()),
-                None,
-            )
-        })?;
-        let authorization = self.authorization().await.map_err(|e| (e, None))?;
+    ) -> reqwest::RequestBuilder {
         let mut builder = self
             .http
             .request(request.method.clone(), url)
@@ -475,14 +471,12 @@ impl OktaClient {
                 .header("x-okta-retry-for", original)
                 .header("x-okta-retry-count", retry_count.to_string());
         }
-        let response = builder
-            .send()
-            .await
-            .map_err(|e| (transport_error(e), None))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let request_id = header_str(&headers, "x-okta-request-id").map(str::to_string);
-        if let Some(limit) = rate_limit(&headers) {
+        builder
+    }
+
+    /// Keeps the bucket's rate-limit headers for the next request, and warns when it runs low.
+    fn note_rate_limit(&self, bucket_key: &str, headers: &HeaderMap) {
+        if let Some(limit) = rate_limit(headers) {
             if limit.limit > 0 && limit.remaining * 10 < limit.limit {
                 tracing::warn!(
                     bucket = bucket_key,
@@ -495,6 +489,31 @@ impl OktaClient {
                 budget.insert(bucket_key.to_string(), limit);
             }
         }
+    }
+
+    async fn send_once<T: DeserializeOwned>(
+        &self,
+        request: &OktaRequest,
+        bucket_key: &str,
+        retry_for: Option<&str>,
+        retry_count: u32,
+    ) -> Result<OktaResponse<T>, (OktaError, Option<Duration>)> {
+        let url = self.base.join(&request.path).map_err(|e| {
+            (
+                OktaError::new(OktaErrorKind::Transport, e.to_string()),
+                None,
+            )
+        })?;
+        let authorization = self.authorization().await.map_err(|e| (e, None))?;
+        let builder = self.builder(request, url, authorization, retry_for, retry_count);
+        let response = builder
+            .send()
+            .await
+            .map_err(|e| (transport_error(e), None))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let request_id = header_str(&headers, "x-okta-request-id").map(str::to_string);
+        self.note_rate_limit(bucket_key, &headers);
         let bytes = response
             .bytes()
             .await

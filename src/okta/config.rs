@@ -64,7 +64,6 @@ impl OktaConfig {
     /// What is wrong with this section, in words for `check-config`.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        crate::config::check_http_url("okta.org_url", &self.org_url, &mut problems);
         match (&self.api_token, &self.oauth) {
             (Some(_), Some(_)) => problems
                 .push("okta: give either okta.api_token or okta.oauth, not both".to_string()),

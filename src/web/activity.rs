@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use askama::Template;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
@@ -16,8 +16,8 @@ use crate::auth::extract::Require;
 use crate::auth::policy::perm;
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::web::htmx;
 use crate::web::layout::PageCtx;
+use crate::web::{htmx, security};
 
 const PAGE_SIZE: i64 = 50;
 /// Days shown in the chart when no date range is chosen.
@@ -342,7 +342,12 @@ pub async fn index(
 ) -> Result<Response, AppError> {
     let filter = params.filter;
     let problems = filter.problems();
-    let page = state.audit.page(&filter, params.before, PAGE_SIZE).await?;
+    let page = if problems.is_empty() {
+        state.audit.page(&filter, params.before, PAGE_SIZE).await?
+    } else {
+        // A filter that cannot be right is not run; the form says what to change.
+        crate::audit::ActivityPage::default()
+    };
     let older = page.next_before.map(|b| link(&filter, Some(b)));
     let newest = params.before.is_some().then(|| link(&filter, None));
     if htmx::wants_fragment(&headers)
@@ -398,6 +403,9 @@ pub async fn agent_timeline(
         agent: Some(sub.clone()),
         ..params.filter
     };
+    if let Some(problem) = filter.problems().into_iter().next() {
+        return Err(AppError::BadRequest(problem));
+    }
     let (page, counts) = tokio::join!(
         state.audit.page(&filter, params.before, PAGE_SIZE),
         state.audit.day_counts(&filter)
@@ -445,14 +453,50 @@ pub enum Format {
     Jsonl,
 }
 
+/// How an export was asked for.
+pub struct ExportRequest {
+    pub method: Method,
+    pub headers: HeaderMap,
+    pub filter: ActivityFilter,
+    pub format: Format,
+}
+
+fn export_headers(format: Format) -> [(header::HeaderName, String); 2] {
+    let (content_type, name) = match format {
+        Format::Csv => ("text/csv; charset=utf-8", "activity.csv"),
+        Format::Jsonl => ("application/x-ndjson", "activity.jsonl"),
+    };
+    [
+        (header::CONTENT_TYPE, content_type.to_string()),
+        (
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}\""),
+        ),
+    ]
+}
+
 async fn export(
     state: AppState,
     agent: Require<perm::AuditExport>,
-    filter: ActivityFilter,
-    format: Format,
+    asked: ExportRequest,
 ) -> Result<Response, AppError> {
+    let ExportRequest {
+        method,
+        headers,
+        filter,
+        format,
+    } = asked;
+    if !security::export_allowed(&headers) {
+        return Err(AppError::Refused(
+            "Exports can only be started from the portal's activity page, not from a link or form on another site.".into(),
+        ));
+    }
     if let Some(problem) = filter.problems().into_iter().next() {
         return Err(AppError::BadRequest(problem));
+    }
+    if method == Method::HEAD {
+        // Nothing is exported, so nothing is recorded.
+        return Ok(export_headers(format).into_response());
     }
     // The export is itself audited, before any row is sent.
     let event = NewEvent::new(
@@ -495,21 +539,7 @@ async fn export(
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
-    let (content_type, name) = match format {
-        Format::Csv => ("text/csv; charset=utf-8", "activity.csv"),
-        Format::Jsonl => ("application/x-ndjson", "activity.jsonl"),
-    };
-    Ok((
-        [
-            (header::CONTENT_TYPE, content_type.to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            ),
-        ],
-        Body::from_stream(stream),
-    )
-        .into_response())
+    Ok((export_headers(format), Body::from_stream(stream)).into_response())
 }
 
 fn perm_export() -> &'static str {
@@ -519,17 +549,33 @@ fn perm_export() -> &'static str {
 pub async fn export_csv(
     State(state): State<AppState>,
     agent: Require<perm::AuditExport>,
+    method: Method,
+    headers: HeaderMap,
     Query(filter): Query<ActivityFilter>,
 ) -> Result<Response, AppError> {
-    export(state, agent, filter, Format::Csv).await
+    let asked = ExportRequest {
+        method,
+        headers,
+        filter,
+        format: Format::Csv,
+    };
+    export(state, agent, asked).await
 }
 
 pub async fn export_jsonl(
     State(state): State<AppState>,
     agent: Require<perm::AuditExport>,
+    method: Method,
+    headers: HeaderMap,
     Query(filter): Query<ActivityFilter>,
 ) -> Result<Response, AppError> {
-    export(state, agent, filter, Format::Jsonl).await
+    let asked = ExportRequest {
+        method,
+        headers,
+        filter,
+        format: Format::Jsonl,
+    };
+    export(state, agent, asked).await
 }
 
 #[derive(Template)]

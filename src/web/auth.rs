@@ -69,7 +69,8 @@ async fn sign_in_failed(
         meta.clone(),
     )
     .detail(detail);
-    let _ = state.audit.record(event).await;
+    // Anyone can call the callback: repeats are counted, not written one by one.
+    let _ = state.audit.record_anonymous_failure(event).await;
     AppError::SignIn(shown.to_string())
 }
 
@@ -181,7 +182,7 @@ pub async fn callback(
         session.flush().await?;
         return Err(AppError::Internal(e.context("recording the sign-in")));
     }
-    tracing::info!(request_id = %meta.request_id, sub = %agent.sub, "agent signed in");
+    tracing::info!(request_id = ?meta.request_id, sub = ?agent.sub, "agent signed in");
     Ok(Redirect::to(&pending.return_to).into_response())
 }
 

@@ -48,7 +48,7 @@ impl FromRequest<AppState> for FormData {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, AppError> {
         let bytes = Bytes::from_request(request, state)
             .await
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("reading form body: {e}")))?;
+            .map_err(AppError::from)?;
         Ok(FormData(
             url::form_urlencoded::parse(&bytes)
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))

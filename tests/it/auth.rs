@@ -493,3 +493,82 @@ async fn each_request_moves_the_idle_expiry() {
         "idle expiry extended to about 30 minutes, got {left}s"
     );
 }
+
+/// The cookie `name` the browser holds for `url`.
+fn cookie(browser: &Browser, url: &str, name: &str) -> Option<String> {
+    let url = reqwest::Url::parse(url).ok()?;
+    let header = reqwest::cookie::CookieStore::cookies(browser.jar.as_ref(), &url)?;
+    header
+        .to_str()
+        .ok()?
+        .split(';')
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Sign in, keep only the simulator's SSO cookie, sign in again: the simulator answers at
+/// once from the SSO session (no password form) and the portal stays healthy throughout.
+async fn sso_re_sign_in() {
+    let t = TestApp::spawn().await;
+    let patience = Duration::from_secs(30);
+    let first = t.signed_in(AGENT).await;
+    let sso = cookie(&first, t.sim.base_url(), "okta_sim_sid").expect("the simulator's SSO cookie");
+    assert_eq!(first.get("/healthz").await.status, 200);
+    // A second browser with only the simulator's cookie: the portal's session is gone.
+    let second = t.browser();
+    let sim_url = reqwest::Url::parse(t.sim.base_url()).expect("simulator URL");
+    second
+        .jar
+        .add_cookie_str(&format!("okta_sim_sid={sso}; Path=/"), &sim_url);
+    assert_eq!(
+        second.get("/me").await.status,
+        303,
+        "not signed in to the portal"
+    );
+    let authorize = second.start_sign_in("/me").await;
+    let answer = tokio::time::timeout(patience, second.get(&authorize))
+        .await
+        .expect("the simulator answers an SSO sign-in (it deadlocked before)");
+    assert_eq!(answer.status, 302, "SSO: no sign-in form: {}", answer.body);
+    let health = tokio::time::timeout(patience, second.get("/healthz"))
+        .await
+        .expect("the portal answers /healthz");
+    assert_eq!(health.status, 200);
+    let callback = second.get(&answer.location()).await;
+    assert_eq!(callback.status, 303, "callback: {}", callback.body);
+    assert_eq!(callback.location(), "/me");
+    let me = second.get("/me").await;
+    assert_eq!(me.text("#me-login").as_deref(), Some(AGENT));
+    let health = tokio::time::timeout(patience, first.get("/healthz"))
+        .await
+        .expect("the portal answers /healthz");
+    assert_eq!(health.status, 200);
+}
+
+/// A deadlock would block runtime threads for good, so the scenario runs on its own thread
+/// and runtime: if it does not finish in time the test fails instead of hanging.
+#[test]
+fn sso_sign_in_again_does_not_deadlock_the_simulator() {
+    let (done, finished) = std::sync::mpsc::channel();
+    let scenario = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(sso_re_sign_in());
+        let _ = done.send(());
+    });
+    match finished.recv_timeout(Duration::from_secs(90)) {
+        Ok(()) => {}
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            if let Err(panic) = scenario.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("the SSO re-sign-in hung: the simulator or the portal stopped answering")
+        }
+    }
+}

@@ -3,6 +3,8 @@
 //! Set `ADMIN_PORTAL_TEST_POSTGRES_URL` (e.g. postgres://postgres@127.0.0.1:5432/test) to run
 //! it against PostgreSQL instead of SQLite.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod activity;
 mod api;
 mod api_matrix;
@@ -12,6 +14,7 @@ mod cli;
 mod csrf;
 mod factors;
 mod faults;
+mod hardening;
 mod helpers;
 mod okta_client;
 mod ops;

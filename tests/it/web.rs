@@ -140,3 +140,34 @@ async fn audit_trail_refuses_updates_and_deletes() {
     assert!(delete, "DELETE must be refused");
     assert_eq!(t.audit().await.len(), 1);
 }
+
+#[tokio::test]
+async fn every_signed_in_page_sends_a_stranger_to_sign_in_before_any_okta_call() {
+    let t = TestApp::spawn().await;
+    let b = t.browser();
+    let id = t.plain_active_user();
+    let calls_before = t.sim().request_count("*", "/api/v1/");
+    for path in [
+        "/".to_string(),
+        "/me".into(),
+        "/activity".into(),
+        "/activity/export.csv".into(),
+        "/users".into(),
+        "/users/new".into(),
+        format!("/users/{id}"),
+        format!("/users/{id}/suspend"),
+        format!("/users/{id}/clear-sessions"),
+        format!("/users/{id}/profile"),
+        format!("/users/{id}/groups"),
+        format!("/users/{id}/factors/new"),
+    ] {
+        let page = b.get(&path).await;
+        assert_eq!(page.status, 303, "{path}");
+        assert_eq!(
+            page.location(),
+            format!("/auth/login?return_to={}", url_encode(&path)),
+            "{path}"
+        );
+    }
+    assert_eq!(t.sim().request_count("*", "/api/v1/"), calls_before);
+}

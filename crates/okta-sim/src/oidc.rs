@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use askama::Template;
 use axum::Router;
 use axum::extract::{Form, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use base64::Engine;
@@ -23,7 +23,7 @@ use super::store::{
     AccessTokenTamper, AuthCode, IdTokenTamper, RefreshGrant, SimClient, SimUser, SsoSession,
     UserStatus,
 };
-use super::{AUDIENCE, SimState, random_token};
+use super::{AUDIENCE, SimState, random_token, xsrf};
 
 const CODE_LIFETIME: Duration = Duration::from_secs(300);
 const ID_TOKEN_LIFETIME: i64 = 3600;
@@ -131,6 +131,8 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 #[template(path = "okta_sim/login.html")]
 struct LoginPage<'a> {
     params: Vec<(&'a str, &'a str)>,
+    xsrf_field: &'a str,
+    xsrf_token: &'a str,
     username: &'a str,
     error: Option<&'a str>,
 }
@@ -269,33 +271,55 @@ fn redirect_with(base: &str, params: &[(&str, &str)]) -> Response {
 }
 
 fn sso_session(state: &SimState, headers: &HeaderMap) -> Option<(String, SsoSession)> {
-    let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
-    let sid = cookies
-        .split(';')
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == SSO_COOKIE)
-        .map(|(_, v)| v.to_string())?;
+    let sid = xsrf::cookie(headers, SSO_COOKIE)?;
     let session = state.store().sso_sessions.get(&sid).cloned()?;
     Some((sid, session))
 }
 
+/// The ACTIVE user of a valid SSO session cookie, with the session's `auth_time`. Takes the
+/// store's lock only for the lookup.
+fn sso_user(state: &SimState, headers: &HeaderMap) -> Option<(SimUser, i64)> {
+    let (_, sso) = sso_session(state, headers)?;
+    let user = state.store().users.get(&sso.user_id).cloned()?;
+    (user.status == UserStatus::Active).then_some((user, sso.auth_time))
+}
+
+/// What a sign-in form is shown with: the simulator, the browser's request, and the
+/// authorization request it carries.
+struct FormContext<'a> {
+    state: &'a SimState,
+    headers: &'a HeaderMap,
+    params: &'a HashMap<String, String>,
+}
+
+/// The sign-in form, with a fresh CSRF token (and its cookie when the browser has none).
 fn login_form(
-    params: &HashMap<String, String>,
+    form: &FormContext<'_>,
     username: &str,
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
     let carried: Vec<(&str, &str)> = CARRIED
         .iter()
-        .filter_map(|k| params.get(*k).map(|v| (*k, v.as_str())))
+        .filter_map(|k| form.params.get(*k).map(|v| (*k, v.as_str())))
         .collect();
+    let (token, set_cookie) = xsrf::issue(form.state, form.headers);
     let page = LoginPage {
         params: carried,
+        xsrf_field: xsrf::XSRF_FIELD,
+        xsrf_token: &token,
         username,
         error,
     };
     match page.render() {
-        Ok(body) => (status, [(header::CACHE_CONTROL, "no-store")], Html(body)).into_response(),
+        Ok(body) => {
+            let mut response =
+                (status, [(header::CACHE_CONTROL, "no-store")], Html(body)).into_response();
+            if let Some(value) = set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
+            response
+        }
         Err(_) => error_page(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Error",
@@ -317,12 +341,9 @@ async fn authorize_get(
         .prompt
         .as_deref()
         .is_some_and(|p| p.contains("login"));
-    if !force_login
-        && let Some((_, sso)) = sso_session(&state, &headers)
-        && let Some(user) = state.store().users.get(&sso.user_id).cloned()
-        && user.status == UserStatus::Active
-    {
-        return issue_code(&state, request, &user, sso.auth_time, None);
+    // The store's lock must not be held here: `issue_code` takes it again.
+    if !force_login && let Some((user, auth_time)) = sso_user(&state, &headers) {
+        return issue_code(&state, request, &user, auth_time, None);
     }
     if request.prompt.as_deref() == Some("none") {
         return redirect_with(
@@ -338,13 +359,33 @@ async fn authorize_get(
         );
     }
     let hint = params.get("login_hint").cloned().unwrap_or_default();
-    login_form(&params, &hint, None, StatusCode::OK)
+    let form = FormContext {
+        state: &state,
+        headers: &headers,
+        params: &params,
+    };
+    login_form(&form, &hint, None, StatusCode::OK)
 }
 
 async fn authorize_post(
     State(state): State<SimState>,
+    headers: HeaderMap,
     Form(params): Form<HashMap<String, String>>,
 ) -> Response {
+    let token = params.get(xsrf::XSRF_FIELD).map(String::as_str);
+    if !xsrf::check(&state, &headers, token) {
+        // Okta's hosted page answers a post it did not serve the form for like this.
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "403 - Forbidden",
+            "You do not have permission to access the feature you are requesting",
+        );
+    }
+    let form = FormContext {
+        state: &state,
+        headers: &headers,
+        params: &params,
+    };
     let request = match validate_authorize(&state, &params) {
         Ok(r) => r,
         Err(response) => return response,
@@ -356,7 +397,7 @@ async fn authorize_post(
         Some(u) if u.password.as_deref() == Some(password.as_str()) && !password.is_empty() => u,
         _ => {
             return login_form(
-                &params,
+                &form,
                 &username,
                 Some("Unable to sign in"),
                 StatusCode::UNAUTHORIZED,
@@ -365,7 +406,7 @@ async fn authorize_post(
     };
     if user.status != UserStatus::Active {
         return login_form(
-            &params,
+            &form,
             &username,
             Some("Your account cannot sign in right now. Contact your administrator."),
             StatusCode::FORBIDDEN,
@@ -383,7 +424,7 @@ async fn authorize_post(
     if let Some(u) = state.store().users.get_mut(&user.id) {
         u.last_login = Some(time::OffsetDateTime::now_utc());
     }
-    let cookie = format!("{SSO_COOKIE}={sid}; Path=/; HttpOnly; SameSite=None");
+    let cookie = format!("{SSO_COOKIE}={sid}; Path=/; HttpOnly; SameSite=Lax");
     issue_code(&state, request, &user, auth_time, Some(cookie))
 }
 
@@ -1006,7 +1047,7 @@ fn logout(state: SimState, headers: HeaderMap, params: HashMap<String, String>) 
     {
         state.store().sso_sessions.remove(&sid);
         clear_cookie = Some(format!(
-            "{SSO_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=None"
+            "{SSO_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"
         ));
     }
     let mut response = match target {

@@ -207,6 +207,13 @@ pub struct SsoSession {
     pub auth_time: i64,
 }
 
+/// A sign-in form's CSRF token: bound to the browser's `okta_sim_xsrf` cookie, used once.
+#[derive(Debug, Clone)]
+pub struct XsrfToken {
+    pub cookie: String,
+    pub issued: Instant,
+}
+
 /// A deliberate defect in the next ID token, for the portal's negative tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdTokenTamper {
@@ -242,6 +249,8 @@ pub struct Store {
     pub refresh_tokens: HashMap<String, RefreshGrant>,
     pub revoked_jti: HashSet<String>,
     pub sso_sessions: HashMap<String, SsoSession>,
+    /// CSRF tokens of rendered sign-in forms, by token.
+    pub xsrf_tokens: HashMap<String, XsrfToken>,
     pub access_token_ttl: Duration,
     pub id_token_tamper: Option<IdTokenTamper>,
     pub access_token_tamper: Option<AccessTokenTamper>,
@@ -692,6 +701,7 @@ pub fn seed(now: OffsetDateTime, end_users: usize) -> Store {
         refresh_tokens: HashMap::new(),
         revoked_jti: HashSet::new(),
         sso_sessions: HashMap::new(),
+        xsrf_tokens: HashMap::new(),
         access_token_ttl: Duration::from_secs(3600),
         id_token_tamper: None,
         access_token_tamper: None,

@@ -103,7 +103,6 @@ impl OidcConfig {
                 ));
             }
         }
-        crate::config::check_http_url("oidc.issuer", &self.issuer, &mut problems);
         problems
     }
 }

@@ -73,7 +73,7 @@ pub fn for_form(error: OpError) -> Result<(Failed, crate::okta::models::User), A
         OpError::Refused {
             refusal: Refusal::Permission(d),
             ..
-        } => Err(AppError::Forbidden(d)),
+        } => Err(AppError::Forbidden(Box::new((*d).into()))),
         OpError::Refused {
             refusal,
             user: Some(user),
@@ -112,7 +112,7 @@ pub fn into_app_error(error: OpError) -> AppError {
         OpError::Refused {
             refusal: Refusal::Permission(d),
             ..
-        } => AppError::Forbidden(d),
+        } => AppError::Forbidden(Box::new((*d).into())),
         OpError::Refused { refusal, .. } => AppError::Refused(refusal.message()),
         OpError::Okta { error, .. } => AppError::Okta(*error),
         OpError::Unrecorded(e) => {

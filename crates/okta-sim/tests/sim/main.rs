@@ -6,4 +6,5 @@
 mod factors;
 mod harness;
 mod oidc;
+mod signin;
 mod users;
