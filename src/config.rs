@@ -42,6 +42,7 @@ pub struct Config {
     pub mfa: MfaConfig,
     #[serde(default)]
     pub api: crate::api::ApiConfig,
+    #[serde(default)]
     pub http: crate::web::security::HttpConfig,
 }
 
