@@ -4,6 +4,8 @@
 //! Run with `cargo bench --bench api` (release build). Everything stays on 127.0.0.1 and
 //! every load is bounded in requests and in time.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../tests/it/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;

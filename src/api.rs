@@ -384,10 +384,10 @@ mod tests {
         let doc = serde_json::to_value(docs::document()).unwrap();
         let round_trip: utoipa::openapi::OpenApi = serde_json::from_value(doc.clone()).unwrap();
         assert_eq!(serde_json::to_value(round_trip).unwrap(), doc);
+        let pattern = regex::Regex::new(DEFAULT_SCOPE_PATTERN).unwrap();
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, op) in item.as_object().unwrap() {
                 let scope = &op["security"][0]["bearer"][0];
-                let pattern = regex::Regex::new(DEFAULT_SCOPE_PATTERN).unwrap();
                 assert!(
                     scope.as_str().is_some_and(|s| pattern.is_match(s)),
                     "{method} {path}"
