@@ -321,3 +321,79 @@ pub fn demo_rules() -> std::collections::BTreeMap<String, crate::auth::policy::R
     }
     rules
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::policy::RuleSpec;
+
+    fn policy(rules: std::collections::BTreeMap<String, RuleSpec>) -> Policy {
+        Policy::compile(Some(rules), &crate::config::default_scopes()).unwrap()
+    }
+
+    #[test]
+    fn the_scope_convention_is_enforced() {
+        assert!(scope_problems(&policy(demo_rules()), None).is_empty());
+        let mut rules = demo_rules();
+        rules.get_mut("users.recover").unwrap().scopes = vec!["Recover-Passwords".into()];
+        let problems = scope_problems(&policy(rules.clone()), None);
+        assert_eq!(
+            problems,
+            vec![format!(
+                "policy: scope \"Recover-Passwords\" does not follow policy.scope_pattern {DEFAULT_SCOPE_PATTERN}"
+            )]
+        );
+        assert!(scope_problems(&policy(rules.clone()), Some("^[A-Za-z.-]+$")).is_empty());
+        assert!(
+            scope_problems(&policy(rules), Some("("))
+                .first()
+                .unwrap()
+                .contains("not a valid pattern")
+        );
+    }
+
+    #[test]
+    fn a_registry_must_know_every_client_the_policy_names() {
+        let p = policy(demo_rules());
+        assert!(demo_config().problems(&p, None).is_empty());
+        // No registry: any client the policy names may call.
+        assert!(ApiConfig::default().problems(&p, None).is_empty());
+        let mut partial = demo_config();
+        partial.clients.retain(|c| c.id == SUPPORT_APP);
+        partial.clients.push(partial.clients[0].clone());
+        partial.clients[0].burst = 0;
+        let problems = partial.problems(&p, None);
+        assert!(
+            problems.contains(&format!(
+                "policy: client \"{CUSTOMER_APP}\" is not in api.clients"
+            )),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|m| m.contains("listed twice")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|m| m.contains("burst of at least 1")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn the_document_names_a_scope_and_the_errors_of_every_operation() {
+        let doc = serde_json::to_value(docs::document()).unwrap();
+        let round_trip: utoipa::openapi::OpenApi = serde_json::from_value(doc.clone()).unwrap();
+        assert_eq!(serde_json::to_value(round_trip).unwrap(), doc);
+        let pattern = regex::Regex::new(DEFAULT_SCOPE_PATTERN).unwrap();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let scope = &op["security"][0]["bearer"][0];
+                assert!(
+                    scope.as_str().is_some_and(|s| pattern.is_match(s)),
+                    "{method} {path}"
+                );
+                assert!(op["responses"].get("403").is_some(), "{method} {path}");
+            }
+        }
+    }
+}

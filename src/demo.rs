@@ -103,6 +103,7 @@ pub async fn run(port: u16, sim_port: u16, data_dir: &Path) -> anyhow::Result<()
         println!("    {:<22} {}", account.login, account.what);
     }
     println!();
+    print_api_clients(&app.base_url(), sim.issuer());
     println!("  Press Ctrl-C to stop.");
     println!();
 
@@ -119,4 +120,33 @@ pub async fn okta_sim_only(port: u16, portal_url: &str) -> anyhow::Result<()> {
         shutdown_signal(),
     )
     .await
+}
+
+/// The service API's demo clients, their secrets (demo only), the token endpoint and a curl.
+fn print_api_clients(portal: &str, issuer: &str) {
+    println!("  Service API ({portal}/api/docs/)");
+    println!("    Token endpoint: {issuer}/v1/token (client_credentials, client_secret_basic)");
+    for (id, secret, scopes) in [
+        (
+            okta_sim::SUPPORT_APP_CLIENT_ID,
+            okta_sim::SUPPORT_APP_SECRET,
+            okta_sim::SUPPORT_APP_SCOPES,
+        ),
+        (
+            okta_sim::CUSTOMER_APP_CLIENT_ID,
+            okta_sim::CUSTOMER_APP_SECRET,
+            okta_sim::CUSTOMER_APP_SCOPES,
+        ),
+    ] {
+        println!("    {id}  secret {secret}");
+        println!("      scopes: {}", scopes.join(" "));
+    }
+    println!("    Try it:");
+    println!(
+        "      TOKEN=$(curl -s -u {}:{} -d grant_type=client_credentials -d scope=admin.users.read {issuer}/v1/token | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')",
+        okta_sim::SUPPORT_APP_CLIENT_ID,
+        okta_sim::SUPPORT_APP_SECRET
+    );
+    println!("      curl -s -H \"Authorization: Bearer $TOKEN\" '{portal}/api/v1/users?limit=5'");
+    println!();
 }

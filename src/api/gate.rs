@@ -296,7 +296,11 @@ pub async fn gate(State(api): State<ApiState>, request: Request, next: Next) -> 
     parts.extensions.insert(Service {
         principal: principal.clone(),
     });
-    let mut response = next.run(Request::from_parts(parts, body)).await;
+    let on_behalf = principal.subject.clone();
+    let run = next.run(Request::from_parts(parts, body));
+    let mut response = crate::okta::client::ON_BEHALF_OF
+        .scope(on_behalf, run)
+        .await;
     if let Some(report) = response.extensions_mut().remove::<ErrorReport>() {
         let problem = match report.status {
             StatusCode::FORBIDDEN => api.forbidden(&report, &principal),

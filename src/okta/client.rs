@@ -187,6 +187,25 @@ fn httpdate_to_unix(value: &str) -> Option<i64> {
         .map(|dt| dt.assume_utc().unix_timestamp())
 }
 
+tokio::task_local! {
+    /// The OAuth client of the service a call is made for (set by the service API), named in
+    /// the `User-Agent` so that Okta's System Log shows which service was behind each change.
+    pub static ON_BEHALF_OF: String;
+}
+
+fn on_behalf_user_agent() -> Option<String> {
+    let client = ON_BEHALF_OF.try_with(|c| c.clone()).ok()?;
+    let client: String = client
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(64)
+        .collect();
+    Some(format!(
+        "admin-portal/{} (for client {client})",
+        env!("CARGO_PKG_VERSION")
+    ))
+}
+
 /// The `rel="next"` target among the `link` headers.
 pub fn next_link(headers: &HeaderMap) -> Option<Url> {
     headers.get_all(header::LINK).iter().find_map(|value| {
@@ -444,6 +463,9 @@ impl OktaClient {
                 .header(header::CONTENT_LENGTH, HeaderValue::from_static("0")),
             None => builder,
         };
+        if let Some(agent) = on_behalf_user_agent() {
+            builder = builder.header(header::USER_AGENT, agent);
+        }
         if let Some(original) = retry_for {
             builder = builder
                 .header("x-okta-retry-for", original)

@@ -209,6 +209,15 @@ async fn lifecycle_changes_the_user_in_okta_and_is_audited_with_the_client() {
     assert_eq!(done.status, 200, "{:?}", done.body);
     assert_eq!(done.body["status"], "SUSPENDED");
     assert_eq!(t.sim().user(&id).unwrap().status, UserStatus::Suspended);
+    let sent = t
+        .sim()
+        .last_request_headers("POST", &format!("/api/v1/users/{id}/lifecycle/suspend"))
+        .unwrap();
+    let agent = sent["user-agent"].to_str().unwrap();
+    assert!(
+        agent.starts_with("admin-portal/") && agent.ends_with(&format!("(for client {SUPPORT})")),
+        "{agent}"
+    );
     let audit = t.audit().await;
     let row = audit
         .iter()

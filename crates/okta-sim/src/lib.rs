@@ -348,32 +348,51 @@ pub fn portal_client(portal_base: &str) -> SimClient {
     }
 }
 
-/// The two service clients of the JSON API (customer-facing app and internal support app).
+/// The internal customer-support app's client (client_credentials).
+pub const SUPPORT_APP_CLIENT_ID: &str = "0oaSupportAppClient1";
+pub const SUPPORT_APP_SECRET: &str = "demo-support-app-secret";
+/// The internet-facing customer app's client (the registration edge).
+pub const CUSTOMER_APP_CLIENT_ID: &str = "0oaCustomerAppClient";
+pub const CUSTOMER_APP_SECRET: &str = "demo-customer-app-secret";
+/// What the authorization server's access policy lets the support app ask for.
+pub const SUPPORT_APP_SCOPES: &[&str] = &[
+    "admin.users.read",
+    "admin.users.create",
+    "admin.users.lifecycle",
+    "admin.users.profile",
+    "admin.users.groups",
+    "admin.users.sessions",
+    "admin.factors.read",
+    "admin.factors.manage",
+];
+/// What the customer app may ask for: register and recover, nothing else.
+pub const CUSTOMER_APP_SCOPES: &[&str] = &["admin.users.register", "admin.users.recover"];
+
+/// The two service clients of the JSON API, each with its access policy (grant type
+/// client_credentials, the scopes listed); any other scope is refused with `invalid_scope`.
 pub fn service_clients() -> Vec<SimClient> {
+    let client = |id: &str, secret: &str, name: &str, scopes: &[&str]| SimClient {
+        id: id.into(),
+        secret: secret.into(),
+        name: name.into(),
+        redirect_uris: vec![],
+        post_logout_redirect_uris: vec![],
+        grant_types: vec!["client_credentials".into()],
+        service_scopes: scopes.iter().map(|s| s.to_string()).collect(),
+    };
     vec![
-        SimClient {
-            id: "0oaSupportAppClient1".into(),
-            secret: "demo-support-app-secret".into(),
-            name: "Internal support app".into(),
-            redirect_uris: vec![],
-            post_logout_redirect_uris: vec![],
-            grant_types: vec!["client_credentials".into()],
-            service_scopes: vec![
-                "admin.users.read".into(),
-                "admin.users.lifecycle".into(),
-                "admin.factors.read".into(),
-                "admin.factors.manage".into(),
-            ],
-        },
-        SimClient {
-            id: "0oaCustomerAppClient".into(),
-            secret: "demo-customer-app-secret".into(),
-            name: "Customer-facing app".into(),
-            redirect_uris: vec![],
-            post_logout_redirect_uris: vec![],
-            grant_types: vec!["client_credentials".into()],
-            service_scopes: vec!["admin.users.register".into()],
-        },
+        client(
+            SUPPORT_APP_CLIENT_ID,
+            SUPPORT_APP_SECRET,
+            "Support app",
+            SUPPORT_APP_SCOPES,
+        ),
+        client(
+            CUSTOMER_APP_CLIENT_ID,
+            CUSTOMER_APP_SECRET,
+            "Customer app",
+            CUSTOMER_APP_SCOPES,
+        ),
     ]
 }
 
