@@ -442,6 +442,108 @@ async fn create_is_idempotent_per_key_and_never_sent_twice() {
 }
 
 #[tokio::test]
+async fn a_client_that_hangs_up_does_not_leave_its_key_running() {
+    let t = spawn().await;
+    let token = token(&t, SUPPORT, SUPPORT_SCOPES).await;
+    let slow = okta_sim::FaultKind::Latency(std::time::Duration::from_millis(700));
+    t.sim()
+        .inject_fault(okta_sim::Fault::new("POST", "/api/v1/users", slow));
+    let body = new_user("api.hangup@example.com");
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(150))
+        .build()
+        .unwrap();
+    let gone = impatient
+        .post(t.url("/api/v1/users"))
+        .bearer_auth(&token)
+        .header("idempotency-key", "hangup-1")
+        .json(&body)
+        .send()
+        .await;
+    assert!(gone.is_err(), "the client should have timed out");
+    let key = [("idempotency-key", "hangup-1")];
+    let mut answer = call(
+        &t,
+        Method::POST,
+        "/api/v1/users",
+        Some(&token),
+        Some(body.clone()),
+        &key,
+    )
+    .await;
+    for _ in 0..50 {
+        if answer.status != 409 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        answer = call(
+            &t,
+            Method::POST,
+            "/api/v1/users",
+            Some(&token),
+            Some(body.clone()),
+            &key,
+        )
+        .await;
+    }
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
+    assert_eq!(answer.header("idempotent-replayed"), "true");
+    assert!(t.sim().user("api.hangup@example.com").is_some());
+    let creates = t.sim().requests("POST", "/api/v1/users");
+    assert_eq!(
+        creates.iter().filter(|r| r.path == "/api/v1/users").count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_same_key_with_another_password_is_another_request() {
+    let t = spawn().await;
+    let token = token(&t, SUPPORT, SUPPORT_SCOPES).await;
+    let with = |password: &str| {
+        let mut body = new_user("api.pw@example.com");
+        body["credential"] = json!("password");
+        body["password"] = json!(password);
+        body
+    };
+    let key = [("idempotency-key", "pw-1")];
+    let first = call(
+        &t,
+        Method::POST,
+        "/api/v1/users",
+        Some(&token),
+        Some(with("Correct-Horse-1")),
+        &key,
+    )
+    .await;
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    let other = call(
+        &t,
+        Method::POST,
+        "/api/v1/users",
+        Some(&token),
+        Some(with("Battery-Staple-2")),
+        &key,
+    )
+    .await;
+    assert_eq!(
+        (other.status.as_u16(), other.code()),
+        (422, "idempotency_key_reused")
+    );
+    let same = call(
+        &t,
+        Method::POST,
+        "/api/v1/users",
+        Some(&token),
+        Some(with("Correct-Horse-1")),
+        &key,
+    )
+    .await;
+    assert_eq!(same.status, 201);
+    assert_eq!(same.header("idempotent-replayed"), "true");
+}
+
+#[tokio::test]
 async fn okta_validation_errors_name_the_field() {
     let t = spawn().await;
     let token = token(&t, SUPPORT, SUPPORT_SCOPES).await;
