@@ -1071,3 +1071,68 @@ async fn the_audit_trail_pages_with_link_for_a_client_granted_audit_read() {
         (422, "validation_failed")
     );
 }
+
+/// A client assertion for the custom authorization server's token endpoint.
+fn assertion(t: &TestApp, client: &str, jti: &str) -> String {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = json!({
+        "iss": client, "sub": client, "aud": format!("{}/v1/token", t.sim.issuer()),
+        "iat": now, "exp": now + 300, "jti": jti,
+    });
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(okta_sim::SERVICE_APP_KID.into());
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(okta_sim::SERVICE_APP_KEY_PEM.as_bytes());
+    jsonwebtoken::encode(&header, &claims, &key.unwrap()).unwrap()
+}
+
+async fn token_by_assertion(t: &TestApp, assertion: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/token", t.sim.issuer()))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "admin.users.read"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", assertion),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_client_may_authenticate_by_private_key_jwt() {
+    let t = spawn().await;
+    token(&t, SUPPORT, SUPPORT_SCOPES).await;
+    let jwk = okta_sim::org_as::demo_service_app().unwrap().public_jwk;
+    t.sim().register_client_key(SUPPORT, jwk);
+    let signed = assertion(&t, SUPPORT, "jti-1");
+    let (status, body) = token_by_assertion(&t, &signed).await;
+    assert_eq!(status, 200, "{body}");
+    let access = body["access_token"].as_str().unwrap();
+    let users = call(
+        &t,
+        Method::GET,
+        "/api/v1/users?q=ada",
+        Some(access),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(users.status, 200, "{:?}", users.body);
+
+    let (status, body) = token_by_assertion(&t, &signed).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+    let unknown = assertion(&t, "0oaNoSuchClient", "jti-2");
+    let (status, body) = token_by_assertion(&t, &unknown).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+}
