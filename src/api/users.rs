@@ -237,7 +237,26 @@ async fn create_once(
     body: &CreateBody,
     why: &crate::ops::Why,
 ) -> Result<Stored, ApiProblem> {
-    let allowed = api.ops.create_groups().await.map_err(ApiProblem::from)?;
+    let allowed = if body.groups.is_empty() {
+        Vec::new()
+    } else {
+        match api.ops.create_groups().await {
+            Ok(groups) => groups,
+            Err(e) => {
+                let login = body.profile.login.trim();
+                let login = if login.is_empty() {
+                    body.profile.email.trim()
+                } else {
+                    login
+                };
+                return Err(api
+                    .ops
+                    .create_not_started(principal, login, why, e)
+                    .await
+                    .into());
+            }
+        }
+    };
     let input = create_input(body, &allowed)?;
     let done = api.ops.create_user(principal, input, &allowed, why).await?;
     let base = api.public_base.as_str().trim_end_matches('/');

@@ -158,6 +158,24 @@ impl Ops {
     }
 
     /// Creates a user (sent to Okta at most once).
+    /// Records a create that could not start because what it needs from Okta (the group
+    /// list) failed to load: the attempt is audited once, as failed, like any other.
+    pub async fn create_not_started(
+        &self,
+        principal: &Principal,
+        login: &str,
+        why: &Why,
+        error: crate::okta::OktaError,
+    ) -> OpError {
+        let snapshot = Target {
+            id: None,
+            login: Some(login.to_string()),
+            name: None,
+        };
+        let attempt = Attempt::new(self, principal, Op::CreateUser, Some(why)).on_target(snapshot);
+        attempt.failed(error, None, None).await
+    }
+
     pub async fn create_user(
         &self,
         principal: &Principal,

@@ -271,3 +271,149 @@ fn use_service_app(c: &mut admin_portal::config::Config) {
         ],
     });
 }
+
+/// Faults on one request in five (5xx, 429, timeouts, malformed bodies) while service clients
+/// create and suspend users and agents search and open user pages, for a bounded number of
+/// rounds: every failure is a plain answer with a request id (never a 500), no create reaches
+/// Okta twice, and every attempted action has exactly one audit record.
+#[tokio::test]
+async fn a_mixed_workload_under_okta_faults_fails_plainly_and_is_audited_once() {
+    use crate::api::{SUPPORT, SUPPORT_SCOPES, call, token};
+    use reqwest::Method;
+    use serde_json::json;
+    const ROUNDS: usize = 12;
+    let t = TestApp::spawn_with(|c| {
+        c.okta.timeout_seconds = 1;
+        c.api.registration_groups = vec!["Sales".into()];
+    })
+    .await;
+    let support = token(&t, SUPPORT, SUPPORT_SCOPES).await;
+    let agent = t.signed_in(AGENT).await;
+    let target = t.plain_active_user();
+    for (method, prefix, kind) in [
+        ("GET", "/api/v1/users", FaultKind::Status(503)),
+        ("GET", "/api/v1/groups", FaultKind::MalformedBody),
+        ("POST", "/api/v1/users", FaultKind::RateLimited),
+        ("GET", "/api/v1/logs", FaultKind::Hang),
+        ("*", "/api/v1", FaultKind::Status(500)),
+    ] {
+        t.sim()
+            .inject_fault(Fault::new(method, prefix, kind).every(5).times(10_000));
+    }
+    let api_work = async {
+        let (mut creates, mut lifecycle, mut answers) = (0, 0, Vec::new());
+        for round in 0..ROUNDS {
+            let login = format!("fault.load.{round}@example.com");
+            let body = json!({ "profile": { "firstName": "Fault", "lastName": "Load", "email": login },
+                "activate": false, "reason": "Load under faults",
+                "groups": if round % 2 == 0 { json!(["Sales"]) } else { json!([]) } });
+            let key = format!("fault-load-{round}");
+            let created = call(
+                &t,
+                Method::POST,
+                "/api/v1/users",
+                Some(&support),
+                Some(body),
+                &[("idempotency-key", &key)],
+            )
+            .await;
+            creates += 1;
+            let op = if round % 2 == 0 {
+                "suspend"
+            } else {
+                "unsuspend"
+            };
+            let path = format!("/api/v1/users/{target}/lifecycle/{op}");
+            let why = json!({ "reason": "Load under faults" });
+            let changed = call(&t, Method::POST, &path, Some(&support), Some(why), &[]).await;
+            lifecycle += 1;
+            answers.push((created.status.as_u16(), created.body));
+            answers.push((changed.status.as_u16(), changed.body));
+        }
+        (creates, lifecycle, answers)
+    };
+    let web_work = async {
+        let mut pages = Vec::new();
+        for _ in 0..ROUNDS {
+            for url in [
+                "/users?q=ada".to_string(),
+                format!("/users/{target}"),
+                "/users/new".into(),
+            ] {
+                let page = agent.get(&url).await;
+                pages.push((url, page.status.as_u16(), page.body));
+            }
+        }
+        pages
+    };
+    let ((creates, lifecycle, answers), pages) = tokio::join!(api_work, web_work);
+    t.sim().clear_faults();
+
+    for (status, body) in &answers {
+        assert_ne!(*status, 500, "{body}");
+        if *status >= 500 {
+            assert!(
+                body["request_id"].as_str().is_some_and(|r| !r.is_empty()),
+                "{body}"
+            );
+            assert!(
+                body["code"]
+                    .as_str()
+                    .is_some_and(|c| c.starts_with("okta_")),
+                "{body}"
+            );
+        }
+    }
+    for (url, status, body) in &pages {
+        assert_ne!(*status, 500, "{url}");
+        if *status >= 500 {
+            assert!(body.contains("Request id"), "{url} {status}: no request id");
+            assert!(
+                !body.contains("panicked") && !body.contains("E0000009"),
+                "{url}"
+            );
+        }
+    }
+    let sent = t.sim().requests("POST", "/api/v1/users");
+    let create_calls = sent.iter().filter(|r| r.path == "/api/v1/users").count();
+    assert!(
+        create_calls <= creates,
+        "{create_calls} creates reached Okta for {creates} attempts"
+    );
+    let audit = t.audit().await;
+    let count = |actions: &[&str]| {
+        audit
+            .iter()
+            .filter(|r| {
+                actions.contains(&r.action.as_str()) && r.client_id.as_deref() == Some(SUPPORT)
+            })
+            .count()
+    };
+    assert_eq!(
+        count(&["user.create"]),
+        creates,
+        "one audit record per create attempt"
+    );
+    assert_eq!(
+        count(&["user.suspend", "user.unsuspend"]),
+        lifecycle,
+        "one audit record per lifecycle attempt"
+    );
+    assert!(
+        answers.iter().any(|(s, _)| *s < 300),
+        "some calls should get through"
+    );
+    assert!(
+        answers
+            .iter()
+            .chain(
+                pages
+                    .iter()
+                    .map(|(_, s, _)| (*s, serde_json::Value::Null))
+                    .collect::<Vec<_>>()
+                    .iter()
+            )
+            .any(|(s, _)| *s >= 500 || *s == 429),
+        "the faults should show"
+    );
+}
