@@ -78,7 +78,7 @@ impl Edge {
         let listener = TcpListener::bind(config.bind).await?;
         let bound = listener.local_addr()?;
         let http = http_client(&config)?;
-        let tokens = token::TokenSource::new(http.clone(), &config);
+        let tokens = token::TokenSource::new(http.clone(), &config)?;
         let api = upstream::PortalApi::new(http, &config.api_base_url, tokens);
         let key = config.pow_hmac_key.clone().unwrap_or_else(random_key);
         let ttl = Duration::from_secs(config.limits.pow_ttl_seconds);

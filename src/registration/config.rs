@@ -33,7 +33,18 @@ pub struct RegistrationConfig {
     /// The authorization server's token endpoint (client_credentials).
     pub token_endpoint: Url,
     pub client_id: String,
-    pub client_secret: SecretString,
+    /// `client_secret_basic`, or
+    #[serde(default)]
+    pub client_secret: Option<SecretString>,
+    /// `private_key_jwt`: the client's RSA private key (PEM, PKCS#8 or PKCS#1), or
+    #[serde(default)]
+    pub private_key: Option<SecretString>,
+    /// a file holding it,
+    #[serde(default)]
+    pub private_key_file: Option<std::path::PathBuf>,
+    /// with the `kid` of its public key registered at the authorization server.
+    #[serde(default)]
+    pub key_id: Option<String>,
     #[serde(default = "default_scopes")]
     pub scopes: Vec<String>,
     /// Origins allowed to call the JSON endpoints from a browser (CORS); none by default.
@@ -166,9 +177,7 @@ impl RegistrationConfig {
         if self.client_id.trim().is_empty() {
             problems.push("registration.client_id is empty".into());
         }
-        if self.client_secret.expose_secret().is_empty() {
-            problems.push("registration.client_secret is empty".into());
-        }
+        problems.extend(self.client_auth_problems());
         let allowed = default_scopes();
         for scope in self.scopes.iter().filter(|s| !allowed.contains(s)) {
             problems.push(format!(
@@ -177,6 +186,42 @@ impl RegistrationConfig {
         }
         problems.extend(self.limits.problems());
         problems
+    }
+
+    fn client_auth_problems(&self) -> Vec<String> {
+        let secret = self
+            .client_secret
+            .as_ref()
+            .is_some_and(|s| !s.expose_secret().is_empty());
+        let key = self.private_key.is_some() || self.private_key_file.is_some();
+        match (secret, key) {
+            (true, true) => vec![
+                "registration: give client_secret or a private key (private_key_jwt), not both"
+                    .into(),
+            ],
+            (false, false) => {
+                vec!["registration: client_secret is empty and no private key is given".into()]
+            }
+            (true, false) => Vec::new(),
+            (false, true) => match (&self.key_id, self.signing_key()) {
+                (None, _) => vec!["registration.key_id is needed with a private key".into()],
+                (_, Err(e)) => vec![format!("registration private key: {e}")],
+                _ => Vec::new(),
+            },
+        }
+    }
+
+    /// The private_key_jwt signing key, if one is configured.
+    pub fn signing_key(&self) -> Result<Option<jsonwebtoken::EncodingKey>, String> {
+        let pem = match (&self.private_key, &self.private_key_file) {
+            (Some(pem), _) => pem.expose_secret().to_string(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+            (None, None) => return Ok(None),
+        };
+        jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes())
+            .map(Some)
+            .map_err(|_| "not an RSA private key in PEM".to_string())
     }
 
     /// The edge's public base URL, without a trailing slash.
@@ -201,7 +246,15 @@ impl RegistrationConfig {
                 self.token_endpoint.to_string(),
             ),
             ("registration.client_id".into(), self.client_id.clone()),
-            ("registration.client_secret".into(), "(set, hidden)".into()),
+            (
+                "registration.client_auth".into(),
+                match &self.key_id {
+                    Some(kid) if self.client_secret.is_none() => {
+                        format!("private_key_jwt, key {kid} (hidden)")
+                    }
+                    _ => "client_secret_basic, secret (set, hidden)".into(),
+                },
+            ),
             ("registration.scopes".into(), self.scopes.join(" ")),
             (
                 "registration.cors_origins".into(),
@@ -304,6 +357,30 @@ client_secret = "edge-secret-value"
         assert!(problems.contains("an Okta OAuth key"), "{problems}");
         assert!(problems.contains("a database URL"), "{problems}");
         assert_eq!(problems.matches("Okta OAuth key").count(), 1, "{problems}");
+    }
+
+    #[test]
+    fn a_private_key_replaces_the_secret_but_not_both() {
+        let key = okta_pem();
+        let with_key = EDGE.replace(
+            "client_secret = \"edge-secret-value\"",
+            &format!("key_id = \"kid-1\"\nprivate_key = '''{key}'''"),
+        );
+        let config = load(&with_key).unwrap();
+        assert!(config.signing_key().unwrap().is_some());
+        let both = format!("{EDGE}key_id = \"kid-1\"\nprivate_key = '''{key}'''\n");
+        let problems = load(&both).unwrap_err().join("\n");
+        assert!(problems.contains("not both"), "{problems}");
+        let bad = EDGE.replace(
+            "client_secret = \"edge-secret-value\"",
+            "key_id = \"k\"\nprivate_key = \"not a key\"",
+        );
+        let problems = load(&bad).unwrap_err().join("\n");
+        assert!(problems.contains("not an RSA private key"), "{problems}");
+    }
+
+    fn okta_pem() -> String {
+        include_str!("../../crates/okta-sim/src/keys/portal-service-app.pem").to_string()
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The edge's own access token: client_credentials with `client_secret_basic` at the
-//! configured token endpoint, kept until shortly before it expires.
+//! The edge's own access token: client_credentials with `client_secret_basic` or
+//! `private_key_jwt` at the configured token endpoint, kept until shortly before it expires.
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,8 @@ const RENEW_BEFORE: Duration = Duration::from_secs(60);
 pub enum TokenError {
     #[error("the token endpoint could not be reached: {0}")]
     Unreachable(#[source] reqwest::Error),
+    #[error("the client assertion could not be signed: {0}")]
+    Signing(String),
     #[error("the token endpoint refused the edge's client ({status}): {error}")]
     Refused { status: u16, error: String },
 }
@@ -38,25 +40,98 @@ struct Cached {
     renew_at: Instant,
 }
 
+/// How the edge authenticates at the token endpoint.
+enum ClientAuth {
+    /// `client_secret_basic`.
+    Secret(SecretString),
+    /// `private_key_jwt`: a signed assertion (RS256), new for every request.
+    Key {
+        key: Box<jsonwebtoken::EncodingKey>,
+        kid: String,
+    },
+}
+
+#[derive(serde::Serialize)]
+struct AssertionClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    iat: i64,
+    exp: i64,
+    jti: String,
+}
+
 pub struct TokenSource {
     http: reqwest::Client,
     endpoint: url::Url,
     client_id: String,
-    client_secret: SecretString,
+    auth: ClientAuth,
     scope: String,
     cached: Mutex<Option<Cached>>,
 }
 
 impl TokenSource {
-    pub fn new(http: reqwest::Client, config: &RegistrationConfig) -> TokenSource {
-        TokenSource {
+    /// Fails when a configured private key cannot be read (validation reports it first).
+    pub fn new(http: reqwest::Client, config: &RegistrationConfig) -> anyhow::Result<TokenSource> {
+        let auth = match (
+            config.signing_key().map_err(anyhow::Error::msg)?,
+            &config.key_id,
+        ) {
+            (Some(key), Some(kid)) => ClientAuth::Key {
+                key: Box::new(key),
+                kid: kid.clone(),
+            },
+            _ => ClientAuth::Secret(
+                config
+                    .client_secret
+                    .clone()
+                    .ok_or_else(|| anyhow::anyhow!("no client secret and no private key"))?,
+            ),
+        };
+        Ok(TokenSource {
             http,
             endpoint: config.token_endpoint.clone(),
             client_id: config.client_id.clone(),
-            client_secret: config.client_secret.clone(),
+            auth,
             scope: config.scopes.join(" "),
             cached: Mutex::new(None),
-        }
+        })
+    }
+
+    /// The token request, authenticated the configured way.
+    fn request(&self) -> Result<reqwest::RequestBuilder, TokenError> {
+        let mut form = vec![
+            ("grant_type", "client_credentials".to_string()),
+            ("scope", self.scope.clone()),
+        ];
+        let request = self.http.post(self.endpoint.clone());
+        let request = match &self.auth {
+            ClientAuth::Secret(secret) => {
+                request.basic_auth(&self.client_id, Some(secret.expose_secret()))
+            }
+            ClientAuth::Key { key, kid } => {
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                let claims = AssertionClaims {
+                    iss: &self.client_id,
+                    sub: &self.client_id,
+                    aud: self.endpoint.as_str(),
+                    iat: now,
+                    exp: now + 300,
+                    jti: uuid::Uuid::new_v4().to_string(),
+                };
+                let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+                header.kid = Some(kid.clone());
+                let assertion = jsonwebtoken::encode(&header, &claims, key)
+                    .map_err(|e| TokenError::Signing(e.to_string()))?;
+                form.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_string(),
+                ));
+                form.push(("client_assertion", assertion));
+                request
+            }
+        };
+        Ok(request.form(&form))
     }
 
     /// The current token, fetched when there is none or it is about to expire. Callers
@@ -79,13 +154,7 @@ impl TokenSource {
 
     async fn fetch(&self) -> Result<Cached, TokenError> {
         let response = self
-            .http
-            .post(self.endpoint.clone())
-            .basic_auth(&self.client_id, Some(self.client_secret.expose_secret()))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("scope", self.scope.as_str()),
-            ])
+            .request()?
             .send()
             .await
             .map_err(TokenError::Unreachable)?;

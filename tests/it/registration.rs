@@ -292,6 +292,32 @@ async fn json_registration_then_forgot_password_for_an_active_customer() {
 }
 
 /// Status, headers other than ids and dates, and body.
+#[tokio::test]
+async fn the_edge_may_authenticate_by_private_key_jwt_and_keeps_its_token() {
+    let e = spawn_edge(|c| {
+        c.client_secret = None;
+        c.private_key = Some(okta_sim::SERVICE_APP_KEY_PEM.to_string().into());
+        c.key_id = Some(okta_sim::SERVICE_APP_KID.to_string());
+    })
+    .await;
+    let jwk = okta_sim::org_as::demo_service_app().unwrap().public_jwk;
+    e.t.sim()
+        .register_client_key(okta_sim::CUSTOMER_APP_CLIENT_ID, jwk);
+    let before = e.t.sim().token_calls("client_credentials");
+    for email in ["key.one@example.com", "key.two@example.com"] {
+        let answer = e.register_json("Kay", "Jwt", email).await;
+        assert_eq!(answer.status, 202, "{:?}", answer.body);
+    }
+    assert!(e.t.sim().user("key.two@example.com").is_some());
+    // One token for both calls, fetched with an assertion, not a secret.
+    assert_eq!(e.t.sim().token_calls("client_credentials"), before + 1);
+    let headers =
+        e.t.sim()
+            .last_request_headers("POST", "/oauth2/default/v1/token")
+            .unwrap();
+    assert!(headers.get("authorization").is_none());
+}
+
 fn comparable(a: &Answer) -> (u16, Vec<(String, String)>, Value) {
     let mut headers: Vec<(String, String)> = a
         .headers
