@@ -269,7 +269,7 @@ impl Config {
     }
 }
 
-fn check_http_url(name: &str, url: &Url, problems: &mut Vec<String>) {
+pub(crate) fn check_http_url(name: &str, url: &Url, problems: &mut Vec<String>) {
     if url.scheme() != "https" && url.scheme() != "http" {
         problems.push(format!("{name} must be an http(s) URL"));
     }

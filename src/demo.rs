@@ -14,6 +14,32 @@ use crate::config::{
 use crate::startup::{Application, shutdown_signal};
 use okta_sim::{DEMO_ACCOUNTS, DEMO_PASSWORD, SimOptions};
 
+/// The registration edge's configuration for a demo or test: the customer app's client at
+/// the simulator's authorization server, calling the portal at `portal_base`.
+pub fn registration_config_for(
+    sim_issuer: &str,
+    portal_base: &str,
+    bind: SocketAddr,
+) -> anyhow::Result<crate::registration::RegistrationConfig> {
+    Ok(crate::registration::RegistrationConfig {
+        bind,
+        public_base_url: None,
+        api_base_url: Url::parse(portal_base)?,
+        token_endpoint: Url::parse(&format!("{sim_issuer}/v1/token"))?,
+        client_id: okta_sim::CUSTOMER_APP_CLIENT_ID.to_string(),
+        client_secret: Some(SecretString::from(okta_sim::CUSTOMER_APP_SECRET)),
+        private_key: None,
+        private_key_file: None,
+        key_id: None,
+        scopes: crate::registration::config::default_scopes(),
+        cors_origins: Vec::new(),
+        trusted_proxies: Vec::new(),
+        pow_hmac_key: None,
+        limits: Default::default(),
+        timeout_seconds: None,
+    })
+}
+
 /// A portal configuration pointing at a simulator with the given base URL.
 pub fn config_for_simulator(
     sim_base: &str,
@@ -63,7 +89,12 @@ pub fn config_for_simulator(
     })
 }
 
-pub async fn run(port: u16, sim_port: u16, data_dir: &Path) -> anyhow::Result<()> {
+pub async fn run(
+    port: u16,
+    sim_port: u16,
+    registration_port: u16,
+    data_dir: &Path,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)?;
     let sim = okta_sim::spawn(
         SocketAddr::from(([127, 0, 0, 1], sim_port)),
@@ -82,6 +113,14 @@ pub async fn run(port: u16, sim_port: u16, data_dir: &Path) -> anyhow::Result<()
     let app = Application::build(valid).await?;
     sim.state
         .register_client(okta_sim::portal_client(&app.base_url()));
+    let edge = crate::registration::Edge::build(registration_config_for(
+        sim.issuer(),
+        &app.base_url(),
+        SocketAddr::from(([127, 0, 0, 1], registration_port)),
+    )?)
+    .await?;
+    let edge_url = edge.base_url().to_string();
+    let edge = edge.spawn();
 
     println!();
     println!("  admin-portal demo");
@@ -92,9 +131,12 @@ pub async fn run(port: u16, sim_port: u16, data_dir: &Path) -> anyhow::Result<()
         sim.base_url(),
         sim.issuer()
     );
+    println!(
+        "  Registration:    {edge_url}/register (the public edge; its own process in production)"
+    );
     println!("  Database:        {}", db_path.display());
     println!(
-        "  Codes sent by SMS, voice call and email: {}/dev/outbox",
+        "  Codes, activation and recovery emails sent: {}/dev/outbox",
         sim.base_url()
     );
     println!();
@@ -108,6 +150,7 @@ pub async fn run(port: u16, sim_port: u16, data_dir: &Path) -> anyhow::Result<()
     println!();
 
     app.run_until_stopped(shutdown_signal()).await?;
+    edge.stop().await;
     sim.stop().await;
     Ok(())
 }

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod error;
 pub mod okta;
 pub mod ops;
+pub mod registration;
 pub mod routes;
 pub mod session_store;
 pub mod startup;

@@ -35,10 +35,19 @@ enum Command {
         /// Port of the Okta simulator (default: the portal's port + 1).
         #[arg(long)]
         sim_port: Option<u16>,
+        /// Port of the registration edge (default: the portal's port + 2).
+        #[arg(long)]
+        registration_port: Option<u16>,
         #[arg(long, default_value = "demo-data")]
         data_dir: PathBuf,
     },
-    /// Validate a configuration and print every problem (exit 1 if any).
+    /// Run the public registration edge (its own process; no Okta credential, no database).
+    Registration {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a configuration (the portal's, or an edge's with `[registration]`) and print
+    /// every problem (exit 1 if any).
     CheckConfig {
         #[arg(long, short)]
         config: Option<PathBuf>,
@@ -186,8 +195,21 @@ async fn main() -> ExitCode {
         Command::Demo {
             port,
             sim_port,
+            registration_port,
             data_dir,
-        } => demo::run(port, sim_port.unwrap_or(port.saturating_add(1)), &data_dir).await,
+        } => {
+            let sim_port = sim_port.unwrap_or(port.saturating_add(1));
+            let edge_port = registration_port.unwrap_or(port.saturating_add(2));
+            demo::run(port, sim_port, edge_port, &data_dir).await
+        }
+        Command::Registration { config } => {
+            admin_portal::registration::run(config.as_deref()).await
+        }
+        Command::CheckConfig { config }
+            if admin_portal::registration::config::is_registration_file(config.as_deref()) =>
+        {
+            return check_registration(config.as_deref());
+        }
         Command::CheckConfig { config } => {
             return match load(config.as_deref()) {
                 Ok(valid) => {
@@ -218,6 +240,20 @@ async fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `check-config` on an edge's file: forbidden credentials and every other problem.
+fn check_registration(config: Option<&std::path::Path>) -> ExitCode {
+    match admin_portal::registration::RegistrationConfig::load(config) {
+        Ok(valid) => {
+            println!("Registration edge configuration is valid.");
+            for (key, value) in valid.redacted_summary() {
+                println!("  {key:<34} {value}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(problems) => print_problems(&problems),
     }
 }
 

@@ -16,9 +16,30 @@ use crate::audit::AuditRecord;
 use crate::audit::query::ActivityFilter;
 use crate::auth::extract::Require;
 use crate::auth::policy::perm;
+use crate::auth::principal::Principal;
 use crate::ops::registration::Registration;
 
 type ApiResult = Result<Response, ApiProblem>;
+
+/// The header in which a trusted front end (the registration edge) reports the address of
+/// the end user it is acting for. Its own address stays the peer; the audit record keeps
+/// both, the reported one marked as such (it is the client's word, not a fact).
+pub const END_USER_IP_HEADER: &str = "x-end-user-ip";
+
+/// The principal, with the end user's address the client reported (when it is an IP address)
+/// recorded as "reported by client" beside the client's own address.
+fn with_reported_ip(principal: &Principal, headers: &HeaderMap) -> Principal {
+    let mut principal = principal.clone();
+    let reported = headers
+        .get(END_USER_IP_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok());
+    if let Some(ip) = reported {
+        let peer = principal.meta.client_ip.as_deref().unwrap_or("-");
+        principal.meta.client_ip = Some(format!("{ip} (reported by client {peer})"));
+    }
+    principal
+}
 
 /// A self-registration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
@@ -41,7 +62,9 @@ fn accepted() -> Stored {
 /// Register a member of the public: always 202 once the input is valid, whether or not the
 /// email already has an account (`Idempotency-Key` supported).
 #[utoipa::path(post, path = "/registrations", tag = "public", request_body = RegistrationBody,
-    params(("Idempotency-Key" = Option<String>, Header)), security(("bearer" = ["admin.users.register"])),
+    params(("Idempotency-Key" = Option<String>, Header),
+        ("X-End-User-IP" = Option<String>, Header, description = "The end user's address, recorded as reported by the client")),
+    security(("bearer" = ["admin.users.register"])),
     responses((status = 202, description = "Accepted (the same answer whether or not the account existed)"),
         (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn register(
@@ -50,7 +73,7 @@ pub async fn register(
     headers: HeaderMap,
     Body(body): Body<RegistrationBody>,
 ) -> ApiResult {
-    let principal = &service.principal;
+    let principal = &with_reported_ip(&service.principal, &headers);
     let registration = Registration {
         first_name: body.first_name.trim().to_string(),
         last_name: body.last_name.trim().to_string(),
@@ -85,17 +108,20 @@ pub struct RecoveryBody {
 
 /// Start password recovery by email: always 202, whether or not the account exists.
 #[utoipa::path(post, path = "/recoveries", tag = "public", request_body = RecoveryBody,
+    params(("X-End-User-IP" = Option<String>, Header, description = "The end user's address, recorded as reported by the client")),
     security(("bearer" = ["admin.users.recover"])),
     responses((status = 202, description = "Accepted (the same answer whatever happened)"),
         (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn recover(
     State(api): State<ApiState>,
     service: Require<perm::UsersRecover, Service>,
+    headers: HeaderMap,
     Body(body): Body<RecoveryBody>,
 ) -> ApiResult {
     let groups = &api.gate.config.registration_groups;
     let login = body.login.trim();
-    match api.ops.recover(&service.principal, login, groups).await {
+    let principal = with_reported_ip(&service.principal, &headers);
+    match api.ops.recover(&principal, login, groups).await {
         Ok(_) => {}
         Err(crate::ops::OpError::Invalid(_)) if !login.is_empty() => {}
         Err(e) => return Err(e.into()),

@@ -126,8 +126,8 @@ impl Ops {
         }
     }
 
-    /// Starts Okta's password recovery by email, only for an active user in a registration
-    /// group who is not protected; for anyone else nothing happens (and that is recorded).
+    /// Starts Okta's password recovery by email, only for an active user (status `ACTIVE`, or
+    /// `RECOVERY` for a second request) in a registration group who is not protected; for anyone else nothing happens (and that is recorded).
     pub async fn recover(
         &self,
         principal: &Principal,
@@ -192,6 +192,14 @@ impl Ops {
         }
         if !groups.iter().any(|g| group_names.contains(&g.profile.name)) {
             return Some(Refusal::NotSelfService);
+        }
+        // Only an active account (or one whose recovery is already under way, when the first
+        // email went missing); never a staged, provisioned, suspended or deactivated one.
+        if !matches!(user.status, UserStatus::Active | UserStatus::Recovery) {
+            return Some(Refusal::NotOffered {
+                label: Op::Recover.label(),
+                status: user.status.label().to_string(),
+            });
         }
         guard::offered(Op::Recover, user).err()
     }

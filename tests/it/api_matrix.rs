@@ -92,7 +92,7 @@ fn bad_tokens(t: &TestApp) -> Vec<(&'static str, Option<String>, &'static str)> 
     ]
 }
 
-fn concrete(path: &str, user: &str) -> String {
+pub fn concrete(path: &str, user: &str) -> String {
     path.replace("{id}", user)
         .replace("{groupId}", "00gNoSuchGroup1")
         .replace("{factorId}", "fNoSuchFactor1")
@@ -100,7 +100,7 @@ fn concrete(path: &str, user: &str) -> String {
 }
 
 /// The scope each route's default policy needs.
-fn scope_of(method: &str, path: &str) -> &'static str {
+pub fn scope_of(method: &str, path: &str) -> &'static str {
     match (method, path) {
         (_, "/api/v1/registrations") => "admin.users.register",
         (_, "/api/v1/recoveries") => "admin.users.recover",

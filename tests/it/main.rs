@@ -20,5 +20,6 @@ mod helpers;
 mod okta_client;
 mod ops;
 mod policy;
+mod registration;
 mod users;
 mod web;

@@ -641,6 +641,7 @@ fn send_code(
         destination,
         text: message_text(channel, &code),
         code: code.clone(),
+        link: None,
     };
     store.outbox.push(message);
     let f = &mut store.factors[idx];

@@ -35,6 +35,7 @@ pub mod expr;
 pub mod factors;
 pub mod groups;
 pub mod keys;
+pub mod links;
 pub mod oidc;
 pub mod org_as;
 pub mod outbox;
@@ -570,6 +571,14 @@ fn dev_routes() -> Router<SimState> {
         .route("/dev/outbox.json", get(outbox::outbox_json))
         .route("/dev/push/{factor_id}/approve", post(outbox::approve_push))
         .route("/dev/push/{factor_id}/reject", post(outbox::reject_push))
+        .route(
+            "/tokens/{token}/verify",
+            get(links::activation_page).post(links::activate),
+        )
+        .route(
+            "/signin/reset-password/{token}",
+            get(links::reset_page).post(links::reset),
+        )
 }
 
 /// Unknown paths: 404 (the gate gives Management API paths Okta's error body).

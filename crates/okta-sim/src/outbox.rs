@@ -1,6 +1,7 @@
 //! The simulator's "phone and inbox": every one-time passcode it sends for an `sms`, `call`
-//! or `email` factor is recorded here instead of being delivered, for the demo and the
-//! tests. `GET {base}/dev/outbox` shows the messages (newest first) and lets a developer
+//! or `email` factor, and every activation and password-recovery email (with its one-time
+//! link, see [`super::links`]), is recorded here instead of being delivered, for the demo
+//! and the tests. `GET {base}/dev/outbox` shows the messages (newest first) and lets a developer
 //! answer pending Okta Verify push requests; `GET {base}/dev/outbox.json` returns them as
 //! JSON. These developer pages need no authentication.
 
@@ -48,6 +49,8 @@ pub struct OutboxMessage {
     pub code: String,
     /// The text of the message as the user would receive it.
     pub text: String,
+    /// The one-time link of an activation or password-recovery email (no code then).
+    pub link: Option<String>,
 }
 
 impl OutboxMessage {
@@ -61,6 +64,7 @@ impl OutboxMessage {
             "destination": self.destination,
             "code": self.code,
             "text": self.text,
+            "link": self.link,
         })
     }
 }
@@ -87,6 +91,7 @@ pub fn message_text(channel: Channel, code: &str) -> String {
 
 struct Row {
     sent_at: String,
+    link: Option<String>,
     channel: &'static str,
     destination: String,
     code: String,
@@ -125,6 +130,7 @@ pub async fn outbox_page(State(state): State<SimState>) -> Response {
             .rev()
             .map(|m| Row {
                 sent_at: timestamp(m.sent_at),
+                link: m.link.clone(),
                 channel: m.channel.as_str(),
                 destination: m.destination.clone(),
                 code: m.code.clone(),

@@ -277,6 +277,8 @@ pub struct Store {
     pub push_transactions: Vec<PushTransaction>,
     /// Every passcode "sent" by sms, call or email, oldest first.
     pub outbox: Vec<OutboxMessage>,
+    /// One-time activation and password-recovery tokens (the links in those emails).
+    pub email_tokens: HashMap<String, crate::links::EmailToken>,
 }
 
 impl Store {
@@ -568,6 +570,12 @@ pub fn seed(now: OffsetDateTime, end_users: usize) -> Store {
         ("Engineering", "Engineering staff", "OKTA_GROUP"),
         ("Sales", "Sales staff", "OKTA_GROUP"),
         ("Contractors", "External contractors", "APP_GROUP"),
+        // Where the registration edge puts self-registered members of the public.
+        (
+            "Customers",
+            "Customers who registered themselves",
+            "OKTA_GROUP",
+        ),
     ];
     let mut group_id_by_name = HashMap::new();
     for (i, (name, description, kind)) in group_specs.iter().enumerate() {
@@ -719,6 +727,7 @@ pub fn seed(now: OffsetDateTime, end_users: usize) -> Store {
         factor_seq: 0,
         push_transactions: Vec::new(),
         outbox: Vec::new(),
+        email_tokens: HashMap::new(),
     }
 }
 

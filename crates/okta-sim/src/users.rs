@@ -19,6 +19,7 @@ use super::api::{ApiContext, ApiError, ApiResult, Params, collection, empty_ok};
 use super::expr::{Expr, Op, resolve_path};
 use super::factors;
 use super::groups::group_json;
+use super::links::{self, Purpose};
 use super::store::{SimUser, Store, UserStatus, okta_id};
 use super::syslog::{self, EventSource, group_target, user_target};
 use super::{SimState, random_token};
@@ -655,21 +656,24 @@ fn apply_profile(u: &mut SimUser, profile: &Map<String, Value>) {
         .collect::<BTreeMap<_, _>>();
 }
 
+const PASSWORD_REQUIREMENTS: &str = "Password requirements were not met. Password requirements: at least 8 characters, a lowercase letter, an uppercase letter, a number, no parts of your username.";
+
 fn password_policy(password: &str, login: &str) -> Result<(), ApiError> {
+    match password_policy_message(password, login) {
+        None => Ok(()),
+        Some(message) => Err(ApiError::validation(vec![("password".into(), message)])),
+    }
+}
+
+/// Why `password` fails the org's password policy for `login`, if it does.
+pub(crate) fn password_policy_message(password: &str, login: &str) -> Option<String> {
     let local = login.split('@').next().unwrap_or_default().to_lowercase();
     let ok = password.chars().count() >= 8
         && password.chars().any(|c| c.is_lowercase())
         && password.chars().any(|c| c.is_uppercase())
         && password.chars().any(|c| c.is_ascii_digit())
         && (local.len() < 3 || !password.to_lowercase().contains(&local));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::validation(vec![(
-            "password".into(),
-            "Password requirements were not met. Password requirements: at least 8 characters, a lowercase letter, an uppercase letter, a number, no parts of your username.".into(),
-        )]))
-    }
+    (!ok).then(|| PASSWORD_REQUIREMENTS.to_string())
 }
 
 fn parse_body(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
@@ -887,6 +891,10 @@ pub async fn create_user(
             vec![target.clone()],
         );
     }
+    if status == UserStatus::Provisioned {
+        // Okta mails the welcome (activation) link to a user created without a password.
+        links::send(&mut store, state.base_url(), &id, Purpose::Activation);
+    }
     for gid in &group_ids {
         if let Some(group) = store.groups.get_mut(gid) {
             group.last_membership_updated = now;
@@ -1001,13 +1009,21 @@ fn update(state: &SimState, ctx: &ApiContext, id: &str, body: &Bytes, full: bool
 // ---------------------------------------------------------------------------------------
 // Lifecycle
 
-fn activation_body(base: &str, send_email: bool) -> Response {
+/// Mails the activation link (the outbox), or returns it when `send_email` is false.
+fn activation_body(store: &mut Store, base: &str, user_id: &str, send_email: bool) -> Response {
     if send_email {
+        links::send(store, base, user_id, Purpose::Activation);
         return axum::Json(json!({})).into_response();
     }
-    let token = random_token(20);
+    let url = links::issue(store, base, user_id, Purpose::Activation);
+    let token = url
+        .trim_end_matches("/verify")
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     axum::Json(json!({
-        "activationUrl": format!("{base}/tokens/{token}/verify"),
+        "activationUrl": url,
         "activationToken": token,
     }))
     .into_response()
@@ -1080,10 +1096,12 @@ pub async fn lifecycle(
                 };
                 set_status(u, next, now);
                 u.activated = Some(now);
-                (
-                    "user.lifecycle.activate",
-                    activation_body(&base, send_email),
-                )
+                let body = if next == Active && send_email {
+                    axum::Json(json!({})).into_response()
+                } else {
+                    activation_body(&mut store, &base, &user_id, send_email)
+                };
+                ("user.lifecycle.activate", body)
             }
             Active => {
                 return Err(ApiError::new(
@@ -1097,10 +1115,8 @@ pub async fn lifecycle(
         "reactivate" => match status {
             Provisioned | Recovery => {
                 user_mut(&mut store, &user_id)?.last_updated = now;
-                (
-                    "user.lifecycle.reactivate",
-                    activation_body(&base, send_email),
-                )
+                let body = activation_body(&mut store, &base, &user_id, send_email);
+                ("user.lifecycle.reactivate", body)
             }
             _ => return Err(ApiError::wrong_status()),
         },
@@ -1156,11 +1172,11 @@ pub async fn lifecycle(
             Active | PasswordExpired | LockedOut | Recovery => {
                 set_status(user_mut(&mut store, &user_id)?, Recovery, now);
                 let body = if send_email {
+                    links::send(&mut store, &base, &user_id, Purpose::Recovery);
                     json!({})
                 } else {
-                    json!({
-                        "resetPasswordUrl": format!("{base}/signin/reset-password/{}", random_token(20))
-                    })
+                    let url = links::issue(&mut store, &base, &user_id, Purpose::Recovery);
+                    json!({ "resetPasswordUrl": url })
                 };
                 (
                     "user.account.reset_password",

@@ -2145,7 +2145,7 @@ async fn groups_and_membership() {
     assert_eq!(r.status, 200);
     let groups = r.json();
     let groups = groups.as_array().unwrap();
-    assert_eq!(groups.len(), 9);
+    assert_eq!(groups.len(), 10);
     let by_name = |name: &str| {
         groups
             .iter()
@@ -2181,7 +2181,7 @@ async fn groups_and_membership() {
     );
     // Paging with limit.
     let (ids, pages) = s.all_pages("/api/v1/groups?limit=4").await;
-    assert_eq!((ids.len(), pages), (9, 3));
+    assert_eq!((ids.len(), pages), (10, 3));
 
     let engineering = by_name("Engineering");
     let id = s.active_user();

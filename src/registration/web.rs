@@ -1,0 +1,208 @@
+//! The edge's HTTP front: the route table, its own request ids, request logging, security
+//! headers, the body limit, CORS on the JSON endpoints and the few static files it serves.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, LazyLock};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use sha2::{Digest, Sha256};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use super::EdgeState;
+use super::{json, pages};
+
+pub type Shared = Arc<EdgeState>;
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The request's own id and the end user's address, set by [`context`] on every request.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub request_id: String,
+    pub ip: IpAddr,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Ctx {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<Ctx>()
+            .cloned()
+            .unwrap_or_else(|| Ctx {
+                request_id: uuid::Uuid::new_v4().to_string(),
+                ip: IpAddr::from([0, 0, 0, 0]),
+            }))
+    }
+}
+
+pub fn router(state: Shared) -> Router {
+    let limit = state.config.limits.max_body_bytes;
+    let api = Router::new()
+        .route("/v1/challenge", get(json::challenge))
+        .route("/v1/register", post(json::register))
+        .route("/v1/forgot-password", post(json::forgot_password))
+        .layer(cors(&state.config.cors_origins));
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/register") }))
+        .route("/register", get(pages::register_page).post(pages::register))
+        .route(
+            "/forgot-password",
+            get(pages::forgot_page).post(pages::forgot),
+        )
+        .route("/check-email", get(pages::check_email))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/static/{name}", get(asset))
+        .merge(api)
+        .fallback(pages::not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), context))
+        .with_state(state)
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(allowed))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
+/// The end user's address: the peer, or (from a trusted proxy) the rightmost address in
+/// `X-Forwarded-For` that is not itself a trusted proxy.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .rev()
+        .find(|a| !trusted.contains(a))
+        .unwrap_or(peer)
+}
+
+/// Request id, client address, security headers and one log line per request.
+async fn context(State(state): State<Shared>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([127, 0, 0, 1]), |ConnectInfo(a)| a.ip());
+    let ctx = Ctx {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        ip: client_ip(peer, request.headers(), &state.config.trusted_proxies),
+    };
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    request.extensions_mut().insert(ctx.clone());
+    let mut response = next.run(request).await;
+    secure(response.headers_mut(), &ctx.request_id, &state.public_base);
+    tracing::info!(
+        request_id = %ctx.request_id,
+        client_ip = %ctx.ip,
+        method = %method,
+        path = ?path,
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        "registration request"
+    );
+    response
+}
+
+fn secure(headers: &mut HeaderMap, request_id: &str, public_base: &str) {
+    let cached = headers.contains_key(header::CACHE_CONTROL);
+    let mut set = |name: HeaderName, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(name, v);
+        }
+    };
+    set(HeaderName::from_static("x-request-id"), request_id);
+    set(header::CONTENT_SECURITY_POLICY, CSP);
+    set(header::X_FRAME_OPTIONS, "DENY");
+    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(header::REFERRER_POLICY, "no-referrer");
+    if public_base.starts_with("https://") {
+        set(header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
+    }
+    if !cached {
+        set(header::CACHE_CONTROL, "no-store");
+    }
+}
+
+struct Asset {
+    name: &'static str,
+    bytes: &'static [u8],
+    content_type: &'static str,
+    version: String,
+}
+
+static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
+    let table: [(&'static str, &'static [u8], &'static str); 3] = [
+        (
+            "app.css",
+            include_bytes!("../../static/css/app.css"),
+            "text/css; charset=utf-8",
+        ),
+        (
+            "registration.js",
+            include_bytes!("../../static/js/registration.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        (
+            "favicon.svg",
+            include_bytes!("../../static/img/favicon.svg"),
+            "image/svg+xml",
+        ),
+    ];
+    table
+        .into_iter()
+        .map(|(name, bytes, content_type)| Asset {
+            name,
+            bytes,
+            content_type,
+            version: Sha256::digest(bytes)[..6]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        })
+        .collect()
+});
+
+/// The versioned URL of one of the edge's files.
+pub fn asset_url(name: &str) -> String {
+    ASSETS.iter().find(|a| a.name == name).map_or_else(
+        || format!("/static/{name}"),
+        |a| format!("/static/{name}?v={}", a.version),
+    )
+}
+
+async fn asset(Path(name): Path<String>) -> Response {
+    match ASSETS.iter().find(|a| a.name == name) {
+        Some(a) => (
+            [
+                (header::CONTENT_TYPE, a.content_type),
+                (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+            ],
+            a.bytes,
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
