@@ -19,5 +19,6 @@ mod helpers;
 mod okta_client;
 mod ops;
 mod policy;
+mod sessions;
 mod users;
 mod web;
