@@ -78,20 +78,20 @@ pub async fn enroll(
     let request = api.ops.enroll_request(&body.factor_type, phone, email);
     let request = request.map_err(crate::ops::OpError::Invalid)?;
     let fingerprint = (&id, &body);
-    let subject = &principal.subject;
+    let work = {
+        let (ops, principal) = (api.ops.clone(), principal.clone());
+        async move {
+            let done = ops.enroll_factor(&principal, &user, &request, &why).await?;
+            Ok(created(&done.value))
+        }
+    };
     idempotency::once(
         &api,
-        subject,
+        &principal.subject,
         &headers,
         &fingerprint,
         without_secret,
-        || async {
-            let done = api
-                .ops
-                .enroll_factor(principal, &user, &request, &why)
-                .await?;
-            Ok(created(&done.value))
-        },
+        work,
     )
     .await
 }

@@ -4,6 +4,11 @@
 //! a repeat while the first is still running a 409. Okta never sees a second create.
 //!
 //! A first request that ends in a problem releases its key, so the client can retry.
+//!
+//! The work runs in its own task: a client that hangs up (or a proxy timeout that drops the
+//! request) does not cancel it half-way, so the key always ends with the stored answer or
+//! released, never "running" for a day. Only a process that dies in the middle leaves a key
+//! running; its repeat gets 409 until the key expires, because Okta may or may not have acted.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -184,30 +189,60 @@ fn store_failed(e: anyhow::Error) -> ApiProblem {
 }
 
 /// Runs `work` at most once per client and `Idempotency-Key` (without a key: always).
-/// `keep` is what is stored of a success (e.g. without a one-time secret).
-pub async fn once<F, Fut>(
+/// `keep` is what is stored of a success (e.g. without a one-time secret). `request` is the
+/// fingerprint of the request; secrets in it go through [`secret_fingerprint`].
+pub async fn once<Fut>(
     api: &ApiState,
     client: &str,
     headers: &HeaderMap,
     request: &impl Serialize,
     keep: fn(&Stored) -> Stored,
-    work: F,
+    work: Fut,
 ) -> Result<Response, ApiProblem>
 where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<Stored, ApiProblem>>,
+    Fut: Future<Output = Result<Stored, ApiProblem>> + Send + 'static,
 {
     let Some(key) = key_of(headers)? else {
-        return Ok(work().await?.into_response());
+        return Ok(work.await?.into_response());
     };
     let claimed = claim(&api.db, client, &key, &hash_of(request)).await;
     if let Some(answer) = answer(claimed.map_err(store_failed)?) {
         return answer;
     }
-    let result = work().await;
-    let kept = result.as_ref().ok().map(keep);
-    finish(&api.db, client, &key, kept.as_ref())
-        .await
-        .map_err(store_failed)?;
-    Ok(result?.into_response())
+    let (db, client) = (api.db.clone(), client.to_string());
+    let task = tokio::spawn(async move {
+        let result = work.await;
+        let kept = result.as_ref().ok().map(keep);
+        finish(&db, &client, &key, kept.as_ref())
+            .await
+            .map_err(store_failed)?;
+        result
+    });
+    match task.await {
+        Ok(result) => Ok(result?.into_response()),
+        Err(e) => {
+            tracing::error!(error = ?e, "idempotent work did not finish");
+            Err(ApiProblem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "The request did not finish; retry with the same Idempotency-Key.",
+            ))
+        }
+    }
+}
+
+/// What of a secret (a password) goes into a request fingerprint: its SHA-256 salted with the
+/// idempotency key, so a retry with another password is a different request (422), while the
+/// table never holds an unsalted hash of it (and the row is gone after 24 hours).
+pub fn secret_fingerprint(headers: &HeaderMap, secret: Option<&str>) -> Option<String> {
+    let secret = secret?;
+    let key = headers
+        .get("idempotency-key")
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    let mut hasher = Sha256::new();
+    hasher.update(key);
+    hasher.update([0]);
+    hasher.update(secret.as_bytes());
+    Some(format!("{:x}", hasher.finalize()))
 }

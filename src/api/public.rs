@@ -56,17 +56,21 @@ pub async fn register(
         last_name: body.last_name.trim().to_string(),
         email: body.email.trim().to_string(),
     };
-    let groups = &api.gate.config.registration_groups;
+    let work = {
+        let (api, principal) = (api.clone(), principal.clone());
+        async move {
+            let groups = &api.gate.config.registration_groups;
+            api.ops.register(&principal, &registration, groups).await?;
+            Ok(accepted())
+        }
+    };
     idempotency::once(
         &api,
         &principal.subject,
         &headers,
         &body,
         Stored::clone,
-        || async {
-            api.ops.register(principal, &registration, groups).await?;
-            Ok(accepted())
-        },
+        work,
     )
     .await
 }

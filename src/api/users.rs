@@ -264,12 +264,20 @@ pub async fn create(
 ) -> ApiResult {
     let principal = &service.principal;
     let why = api.why(&body.reason, &body.ticket)?;
-    // The password itself is not hashed into the stored fingerprint, only its length.
-    let fingerprint = (&body, body.password.as_ref().map(|p| p.len()));
-    let subject = &principal.subject;
-    idempotency::once(&api, subject, &headers, &fingerprint, Stored::clone, || {
-        create_once(&api, principal, &body, &why)
-    })
+    let secret = idempotency::secret_fingerprint(&headers, body.password.as_deref());
+    let fingerprint = (&body, secret);
+    let work = {
+        let (api, principal, body) = (api.clone(), principal.clone(), body.clone());
+        async move { create_once(&api, &principal, &body, &why).await }
+    };
+    idempotency::once(
+        &api,
+        &principal.subject,
+        &headers,
+        &fingerprint,
+        Stored::clone,
+        work,
+    )
     .await
 }
 

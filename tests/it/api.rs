@@ -442,6 +442,108 @@ async fn create_is_idempotent_per_key_and_never_sent_twice() {
 }
 
 #[tokio::test]
+async fn a_client_that_hangs_up_does_not_leave_its_key_running() {
+    let t = spawn().await;
+    let token = token(&t, SUPPORT, SUPPORT_SCOPES).await;
+    let slow = okta_sim::FaultKind::Latency(std::time::Duration::from_millis(700));
+    t.sim()
+        .inject_fault(okta_sim::Fault::new("POST", "/api/v1/users", slow));
+    let body = new_user("api.hangup@example.com");
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(150))
+        .build()
+        .unwrap();
+    let gone = impatient
+        .post(t.url("/api/v1/users"))
+        .bearer_auth(&token)
+        .header("idempotency-key", "hangup-1")
+        .json(&body)
+        .send()
+        .await;
+    assert!(gone.is_err(), "the client should have timed out");
+    let key = [("idempotency-key", "hangup-1")];
+    let mut answer = call(
+        &t,
+        Method::POST,
+        "/api/v1/users",
+        Some(&token),
+        Some(body.clone()),
+        &key,
+    )
+    .await;
+    for _ in 0..50 {
+        if answer.status != 409 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        answer = call(
+            &t,
+            Method::POST,
+            "/api/v1/users",
+            Some(&token),
+            Some(body.clone()),
+            &key,
+        )
+        .await;
+    }
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
+    assert_eq!(answer.header("idempotent-replayed"), "true");
+    assert!(t.sim().user("api.hangup@example.com").is_some());
+    let creates = t.sim().requests("POST", "/api/v1/users");
+    assert_eq!(
+        creates.iter().filter(|r| r.path == "/api/v1/users").count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_same_key_with_another_password_is_another_request() {
+    let t = spawn().await;
+    let token = token(&t, SUPPORT, SUPPORT_SCOPES).await;
+    let with = |password: &str| {
+        let mut body = new_user("api.pw@example.com");
+        body["credential"] = json!("password");
+        body["password"] = json!(password);
+        body
+    };
+    let key = [("idempotency-key", "pw-1")];
+    let first = call(
+        &t,
+        Method::POST,
+        "/api/v1/users",
+        Some(&token),
+        Some(with("Correct-Horse-1")),
+        &key,
+    )
+    .await;
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    let other = call(
+        &t,
+        Method::POST,
+        "/api/v1/users",
+        Some(&token),
+        Some(with("Battery-Staple-2")),
+        &key,
+    )
+    .await;
+    assert_eq!(
+        (other.status.as_u16(), other.code()),
+        (422, "idempotency_key_reused")
+    );
+    let same = call(
+        &t,
+        Method::POST,
+        "/api/v1/users",
+        Some(&token),
+        Some(with("Correct-Horse-1")),
+        &key,
+    )
+    .await;
+    assert_eq!(same.status, 201);
+    assert_eq!(same.header("idempotent-replayed"), "true");
+}
+
+#[tokio::test]
 async fn okta_validation_errors_name_the_field() {
     let t = spawn().await;
     let token = token(&t, SUPPORT, SUPPORT_SCOPES).await;
@@ -967,5 +1069,70 @@ async fn the_audit_trail_pages_with_link_for_a_client_granted_audit_read() {
     assert_eq!(
         (bad.status.as_u16(), bad.code()),
         (422, "validation_failed")
+    );
+}
+
+/// A client assertion for the custom authorization server's token endpoint.
+fn assertion(t: &TestApp, client: &str, jti: &str) -> String {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = json!({
+        "iss": client, "sub": client, "aud": format!("{}/v1/token", t.sim.issuer()),
+        "iat": now, "exp": now + 300, "jti": jti,
+    });
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(okta_sim::SERVICE_APP_KID.into());
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(okta_sim::SERVICE_APP_KEY_PEM.as_bytes());
+    jsonwebtoken::encode(&header, &claims, &key.unwrap()).unwrap()
+}
+
+async fn token_by_assertion(t: &TestApp, assertion: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/token", t.sim.issuer()))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "admin.users.read"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", assertion),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_client_may_authenticate_by_private_key_jwt() {
+    let t = spawn().await;
+    token(&t, SUPPORT, SUPPORT_SCOPES).await;
+    let jwk = okta_sim::org_as::demo_service_app().unwrap().public_jwk;
+    t.sim().register_client_key(SUPPORT, jwk);
+    let signed = assertion(&t, SUPPORT, "jti-1");
+    let (status, body) = token_by_assertion(&t, &signed).await;
+    assert_eq!(status, 200, "{body}");
+    let access = body["access_token"].as_str().unwrap();
+    let users = call(
+        &t,
+        Method::GET,
+        "/api/v1/users?q=ada",
+        Some(access),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(users.status, 200, "{:?}", users.body);
+
+    let (status, body) = token_by_assertion(&t, &signed).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+    let unknown = assertion(&t, "0oaNoSuchClient", "jti-2");
+    let (status, body) = token_by_assertion(&t, &unknown).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
     );
 }

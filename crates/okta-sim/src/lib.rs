@@ -147,6 +147,13 @@ impl SimState {
     }
 
     /// Makes the next ID token defective in the given way.
+    /// Lets a registered client authenticate by `private_key_jwt` with this public JWK.
+    pub fn register_client_key(&self, client_id: &str, public_jwk: Value) {
+        self.store()
+            .client_keys
+            .insert(client_id.to_string(), public_jwk);
+    }
+
     pub fn tamper_next_id_token(&self, tamper: IdTokenTamper) {
         self.store().id_token_tamper = Some(tamper);
     }

@@ -464,12 +464,16 @@ fn issue_code(
     response
 }
 
-/// Authenticates the calling client by `client_secret_basic` or `client_secret_post`.
+/// Authenticates the calling client by `client_secret_basic`, `client_secret_post` or
+/// `private_key_jwt` (for a client with a registered key, [`SimState::register_client_key`]).
 fn authenticate_client(
     state: &SimState,
     headers: &HeaderMap,
     form: &HashMap<String, String>,
 ) -> Result<SimClient, Response> {
+    if form.get("client_assertion").is_some_and(|a| !a.is_empty()) {
+        return authenticate_by_assertion(state, headers, form);
+    }
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -516,6 +520,51 @@ fn authenticate_client(
             "The client_id provided is invalid.",
         )),
     }
+}
+
+/// `private_key_jwt` at the custom authorization server: the same checks as the org server,
+/// with the audience this server's token endpoint.
+fn authenticate_by_assertion(
+    state: &SimState,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<SimClient, Response> {
+    let invalid = |d: &str| oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", d);
+    if headers.contains_key(header::AUTHORIZATION) || form.contains_key("client_secret") {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Can't supply multiple client credentials. Use one of the following: credentials in the Authorization header, credentials in the post body, or a client_assertion in the post body.",
+        ));
+    }
+    let assertion = form
+        .get("client_assertion")
+        .map(String::as_str)
+        .unwrap_or_default();
+    if form.get("client_assertion_type").map(String::as_str) != Some(crate::org_as::ASSERTION_TYPE)
+    {
+        let d = "The `client_assertion_type` is invalid.";
+        return Err(oauth_error(StatusCode::BAD_REQUEST, "invalid_request", d));
+    }
+    let header = jsonwebtoken::decode_header(assertion);
+    let claims = jsonwebtoken::dangerous::insecure_decode_claims::<Value>(assertion);
+    let (Ok(header), Ok(claims)) = (header, claims) else {
+        return Err(invalid("The client_assertion token is malformed."));
+    };
+    let id = claims["sub"].as_str().unwrap_or_default().to_string();
+    let (client, key) = {
+        let store = state.store();
+        (
+            store.clients.get(&id).cloned(),
+            store.client_keys.get(&id).cloned(),
+        )
+    };
+    let (Some(client), Some(key)) = (client, key) else {
+        return Err(invalid("The client_id provided is invalid."));
+    };
+    let token_url = format!("{}/v1/token", state.issuer());
+    crate::org_as::verify_assertion(state, &id, &key, &header, assertion, &token_url)?;
+    Ok(client)
 }
 
 fn urlencoding_decode(s: &str) -> String {

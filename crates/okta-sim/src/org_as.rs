@@ -41,7 +41,7 @@ pub const SERVICE_APP_SCOPES: &[&str] = &[
     "okta.logs.read",
 ];
 
-const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub(crate) const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const TOKEN_LIFETIME: i64 = 3600;
 /// Tolerated clock skew for `iat` and `exp` of client assertions.
 const LEEWAY: i64 = 60;
@@ -316,6 +316,30 @@ fn authenticate(
             "Invalid value for the `client_id` parameter",
         ));
     };
+    let token_url = format!("{}/oauth2/v1/token", state.base_url());
+    verify_assertion(
+        state,
+        &client_id,
+        &app.public_jwk,
+        &header,
+        assertion,
+        &token_url,
+    )?;
+    Ok(app)
+}
+
+/// Verifies a `private_key_jwt` client assertion as Okta does: an RS* signature by the
+/// client's registered key (`kid` must match when given), `aud` the token endpoint that was
+/// called, `iss` = `sub` = the client id, a bounded `exp`, no future `iat`, and each `jti`
+/// accepted once until it expires. Shared by the org and the custom authorization servers.
+pub(crate) fn verify_assertion(
+    state: &SimState,
+    client_id: &str,
+    public_jwk: &Value,
+    header: &jsonwebtoken::Header,
+    assertion: &str,
+    token_url: &str,
+) -> Result<(), Response> {
     use jsonwebtoken::Algorithm;
     if !matches!(
         header.alg,
@@ -325,7 +349,7 @@ fn authenticate(
             "The client_assertion signature algorithm is not supported for this client.",
         ));
     }
-    let registered_kid = app.public_jwk["kid"].as_str();
+    let registered_kid = public_jwk["kid"].as_str();
     if let (Some(kid), Some(registered)) = (header.kid.as_deref(), registered_kid)
         && kid != registered
     {
@@ -333,17 +357,16 @@ fn authenticate(
             "The client_assertion token's kid doesn't match a key registered for the client.",
         ));
     }
-    let key = serde_json::from_value::<jsonwebtoken::jwk::Jwk>(app.public_jwk.clone())
+    let key = serde_json::from_value::<jsonwebtoken::jwk::Jwk>(public_jwk.clone())
         .ok()
         .and_then(|jwk| jsonwebtoken::DecodingKey::from_jwk(&jwk).ok());
     let Some(key) = key else {
         return Err(invalid_client("The client has no usable public key."));
     };
-    let token_url = format!("{}/oauth2/v1/token", state.base_url());
     let mut validation = jsonwebtoken::Validation::new(header.alg);
-    validation.set_audience(&[token_url.as_str()]);
-    validation.set_issuer(&[client_id.as_str()]);
-    validation.sub = Some(client_id.clone());
+    validation.set_audience(&[token_url]);
+    validation.set_issuer(&[client_id]);
+    validation.sub = Some(client_id.to_string());
     validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
     validation.leeway = LEEWAY as u64;
     let claims = match jsonwebtoken::decode::<Value>(assertion, &key, &validation) {
@@ -397,7 +420,7 @@ fn authenticate(
         }
         store.used_assertions.insert(key, exp.max(now) + LEEWAY);
     }
-    Ok(app)
+    Ok(())
 }
 
 /// Verifies an access token of the org authorization server; returns the client id and

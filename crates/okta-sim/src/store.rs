@@ -244,6 +244,8 @@ pub struct Store {
     pub users: BTreeMap<String, SimUser>,
     pub groups: BTreeMap<String, SimGroup>,
     pub clients: HashMap<String, SimClient>,
+    /// Public JWKs of custom-server clients that authenticate by `private_key_jwt`.
+    pub client_keys: HashMap<String, Value>,
     pub rules: Vec<AccessRule>,
     pub codes: HashMap<String, AuthCode>,
     pub refresh_tokens: HashMap<String, RefreshGrant>,
@@ -709,6 +711,7 @@ pub fn seed(now: OffsetDateTime, end_users: usize) -> Store {
         api_tokens: Vec::new(),
         service_apps: HashMap::new(),
         used_assertions: HashMap::new(),
+        client_keys: HashMap::new(),
         log: Vec::new(),
         log_seq: 0,
         created_users: 0,
