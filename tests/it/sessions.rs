@@ -222,10 +222,7 @@ async fn the_idle_expiry_is_written_only_once_it_would_move_past_the_threshold()
 
 /// A second portal on the same database, simulator and keys.
 async fn second_instance(t: &TestApp) -> admin_portal::RunningApp {
-    let mut config = (*t.app.state.config).clone();
-    config.server.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let valid = config.validate().expect("valid");
-    Application::build(valid).await.expect("builds").spawn()
+    instance_with_keys(t, |_| {}).await
 }
 
 async fn me_status(client: &reqwest::Client, base: &str, cookie: &str) -> u16 {
@@ -273,4 +270,47 @@ async fn a_session_ended_on_one_instance_is_refused_by_another_within_the_rechec
         "B did not recreate the row"
     );
     other.stop().await;
+}
+
+/// A second portal on the same database whose `[session]` keys `adjust` changes.
+async fn instance_with_keys(
+    t: &TestApp,
+    adjust: impl FnOnce(&mut admin_portal::config::SessionConfig),
+) -> admin_portal::RunningApp {
+    let mut config = (*t.app.state.config).clone();
+    config.server.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    adjust(&mut config.session);
+    let valid = config.validate().expect("valid");
+    Application::build(valid).await.expect("builds").spawn()
+}
+
+#[tokio::test]
+async fn a_rotated_key_keeps_sessions_while_the_old_key_is_listed() {
+    let t = TestApp::spawn().await;
+    let b = t.signed_in(AGENT).await;
+    let cookie = b.session_cookie().expect("cookie");
+    let old_key = t.app.state.config.session.encryption_key.clone();
+    let new_key = admin_portal::session_store::SessionKey::generate_base64();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let rotated = instance_with_keys(&t, |s| {
+        s.encryption_key = Some(new_key.clone());
+        s.encryption_keys_old = old_key.into_iter().collect();
+    })
+    .await;
+    assert_eq!(
+        me_status(&client, &rotated.base_url, &cookie).await,
+        200,
+        "the old key still opens the session"
+    );
+    let dropped = instance_with_keys(&t, |s| s.encryption_key = Some(new_key.clone())).await;
+    assert_eq!(
+        me_status(&client, &dropped.base_url, &cookie).await,
+        303,
+        "without the old key the session is signed out, not a 500"
+    );
+    rotated.stop().await;
+    dropped.stop().await;
 }
