@@ -1136,3 +1136,63 @@ async fn a_client_may_authenticate_by_private_key_jwt() {
         (401, Some("invalid_client"))
     );
 }
+
+/// A hand-written client driven by the OpenAPI document: it finds each operation by its
+/// `operationId` and builds the request from the documented method and path, so the
+/// document, not this test, says where each call goes.
+struct DocClient<'a> {
+    t: &'a TestApp,
+    doc: Value,
+    token: String,
+}
+
+impl DocClient<'_> {
+    fn route(&self, operation: &str) -> (Method, String) {
+        for (path, item) in self.doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                if op["operationId"] == operation {
+                    let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                    return (method, format!("/api{path}"));
+                }
+            }
+        }
+        panic!("{operation} is not in the document");
+    }
+
+    async fn call(&self, operation: &str, params: &[(&str, &str)], body: Option<Value>) -> Answer {
+        let (method, mut path) = self.route(operation);
+        for (name, value) in params {
+            path = path.replace(&format!("{{{name}}}"), value);
+        }
+        call(self.t, method, &path, Some(&self.token), body, &[]).await
+    }
+}
+
+#[tokio::test]
+async fn a_client_built_from_the_openapi_document_searches_reads_and_suspends() {
+    let t = spawn().await;
+    let doc = call(&t, Method::GET, "/api/openapi.json", None, None, &[])
+        .await
+        .body;
+    let token = token(&t, SUPPORT, SUPPORT_SCOPES).await;
+    let client = DocClient { t: &t, doc, token };
+    let id = t.plain_active_user();
+    let login = t.sim().user(&id).unwrap().login;
+
+    let found = client.call("search", &[], None).await;
+    assert_eq!(found.status, 200, "{:?}", found.body);
+    let read = client.call("get_user", &[("id", &login)], None).await;
+    assert_eq!(
+        (read.status.as_u16(), read.body["id"].as_str()),
+        (200, Some(id.as_str()))
+    );
+    let suspended = client
+        .call(
+            "lifecycle",
+            &[("id", &id), ("operation", "suspend")],
+            Some(why()),
+        )
+        .await;
+    assert_eq!(suspended.status, 200, "{:?}", suspended.body);
+    assert_eq!(t.sim().user(&id).unwrap().status, UserStatus::Suspended);
+}

@@ -14,6 +14,7 @@ mod cli;
 mod csrf;
 mod factors;
 mod faults;
+mod fuzz;
 mod hardening;
 mod helpers;
 mod okta_client;
