@@ -115,6 +115,7 @@ impl Config {
                 .separator("__")
                 .list_separator(",")
                 .with_list_parse_key("oidc.scopes")
+                .with_list_parse_key("session.encryption_keys_old")
                 .try_parsing(true),
         );
         let raw = builder.build().map_err(|e| vec![e.to_string()])?;
@@ -265,6 +266,22 @@ impl Config {
                 "session.absolute_timeout_minutes".into(),
                 self.session.absolute_timeout_minutes.to_string(),
             ),
+            (
+                "session.encryption_key".into(),
+                self.session
+                    .encryption_key
+                    .as_ref()
+                    .map(secret)
+                    .unwrap_or_else(|| "(not set)".into()),
+            ),
+            (
+                "session.encryption_keys_old".into(),
+                format!("{} key(s), hidden", self.session.encryption_keys_old.len()),
+            ),
+            (
+                "session.cache_recheck_seconds".into(),
+                self.session.cache_recheck_seconds.to_string(),
+            ),
         ]
     }
 }
@@ -313,6 +330,8 @@ client_secret = "s3cret-value"
 [okta]
 org_url = "https://example.okta.com"
 api_token = "ssws-token-value"
+[session]
+encryption_key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 "#
         .to_string()
     }
@@ -340,8 +359,10 @@ api_token = "ssws-token-value"
         let dbg = format!("{:?}", v.config);
         assert!(!dbg.contains("s3cret-value"), "{dbg}");
         assert!(!dbg.contains("ssws-token-value"), "{dbg}");
+        assert!(!dbg.contains("MDEyMzQ1Njc4"), "{dbg}");
         let summary = format!("{:?}", v.config.redacted_summary());
         assert!(!summary.contains("s3cret-value"));
+        assert!(!summary.contains("MDEyMzQ1Njc4"), "{summary}");
         assert!(summary.contains("(set, hidden)"));
     }
 
@@ -373,6 +394,7 @@ absolute_timeout_minutes = 10
             "okta.org_url must be an http(s) URL",
             "database.url must start with",
             "absolute_timeout_minutes must not be shorter",
+            "session.encryption_key is not set: it encrypts the tokens kept in sessions",
         ] {
             assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
         }
@@ -399,6 +421,24 @@ absolute_timeout_minutes = 10
             base_toml()
         );
         assert!(parse(&text).expect("valid").config.secure_cookies());
+    }
+
+    #[test]
+    fn a_malformed_session_key_is_refused_without_repeating_it() {
+        let text = base_toml().replace(
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            "c2hvcnQta2V5",
+        ) + "encryption_keys_old = [\"%%%\"]\n";
+        let problems = parse(&text).expect_err("invalid").join("\n");
+        assert!(
+            problems.contains("session.encryption_key must decode to 32 bytes, not 9"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("session.encryption_keys_old[0] is not valid base64"),
+            "{problems}"
+        );
+        assert!(!problems.contains("c2hvcnQta2V5"), "{problems}");
     }
 
     #[test]

@@ -76,7 +76,11 @@ pub fn config_for_simulator(
             url: database_url,
             max_connections: 10,
         },
-        session: SessionConfig::default(),
+        // A key of its own for every run: demo sessions do not outlive the process's key.
+        session: SessionConfig {
+            encryption_key: Some(crate::session_store::SessionKey::generate_base64()),
+            ..SessionConfig::default()
+        },
         policy: PolicyConfig {
             permissions: Some(crate::api::demo_rules()),
             ..PolicyConfig::default()

@@ -8,11 +8,11 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower_sessions::cookie::SameSite;
-use tower_sessions::session_store::ExpiredDeletion;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::audit::AuditStore;
 use crate::auth::oidc::Oidc;
+use crate::auth::session::RevokeOnEnd;
 use crate::config::ValidConfig;
 use crate::db::Database;
 use crate::okta::OktaClient;
@@ -59,9 +59,13 @@ impl Application {
         let public_base = config.public_base(addr);
         let http = http_client()?;
         let db = Database::connect(&config.database).await?;
-        let sessions = DbSessionStore::new(&db).await?;
         let okta = OktaClient::new(http.clone(), &config.okta)?;
-        let oidc = Oidc::new(http, config.oidc.clone(), &public_base)?;
+        let oidc = Arc::new(Oidc::new(http, config.oidc.clone(), &public_base)?);
+        let sessions = DbSessionStore::new(
+            &db,
+            &config.session,
+            Some(Arc::new(RevokeOnEnd(oidc.clone()))),
+        )?;
         // Load the provider's metadata now; a provider that is down at start-up is retried
         // on first use and reported by /readyz.
         if !oidc.ready().await {
@@ -78,7 +82,8 @@ impl Application {
             .with_http_only(true)
             .with_same_site(SameSite::Lax)
             .with_path("/")
-            // Idle expiry moves with every request, so every request writes the session.
+            // Every request hands the session to the store, which writes it only when its
+            // data changed or the idle expiry moved far enough (see `session_store`).
             .with_always_save(true)
             .with_expiry(Expiry::OnInactivity(time::Duration::minutes(
                 config.session.idle_timeout_minutes as i64,
@@ -100,7 +105,7 @@ impl Application {
             session: Arc::new(config.session.clone()),
             config: Arc::new(config),
             policy,
-            oidc: Arc::new(oidc),
+            oidc,
             okta,
             audit,
             ops: Arc::new(ops),
@@ -135,12 +140,13 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let sessions = self.sessions.clone();
+        let sweep = Duration::from_secs(self.state.config.session.sweep_interval_seconds.max(1));
         let cleanup = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(300));
+            let mut tick = tokio::time::interval(sweep);
             loop {
                 tick.tick().await;
-                if let Err(e) = sessions.delete_expired().await {
-                    tracing::warn!(error = %e, "deleting expired sessions failed");
+                if let Err(e) = sessions.sweep_expired().await {
+                    tracing::warn!(error = %e, "removing expired sessions failed");
                 }
             }
         });
@@ -173,6 +179,7 @@ impl Application {
         let addr = self.addr;
         let base_url = self.base_url();
         let state = self.state.clone();
+        let sessions = self.sessions.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let stopped = async {
@@ -186,6 +193,7 @@ impl Application {
             addr,
             base_url,
             state,
+            sessions,
             shutdown: Some(tx),
             task: Some(task),
         }
@@ -196,6 +204,8 @@ pub struct RunningApp {
     pub addr: SocketAddr,
     pub base_url: String,
     pub state: AppState,
+    /// The session store (its write count, for tests and benchmarks).
+    pub sessions: DbSessionStore,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }

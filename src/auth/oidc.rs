@@ -1,9 +1,11 @@
 //! OpenID Connect relying party: discovery, authorization code flow with PKCE, state and
 //! nonce, full ID token verification, access token verification, refresh, RP-initiated
-//! logout. Nothing here is Okta-specific beyond configurable claim names.
+//! logout, refresh token revocation. Nothing here is Okta-specific beyond configurable claim names.
 
 mod config;
+mod revoke;
 pub use config::{OidcConfig, default_scopes};
+pub use revoke::{PortalProviderMetadata, RevocationMetadata};
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -18,8 +20,8 @@ use openidconnect::{
     AdditionalClaims, AuthUrl, AuthorizationCode, Client, ClientId, ClientSecret, CsrfToken,
     EmptyExtraTokenFields, EndpointNotSet, EndpointSet, IdTokenFields, IssuerUrl, LogoutRequest,
     Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl,
-    ProviderMetadataWithLogout, RedirectUrl, RefreshToken, RequestTokenError, Scope,
-    StandardErrorResponse, StandardTokenResponse, TokenUrl,
+    RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardErrorResponse,
+    StandardTokenResponse, TokenUrl,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -90,7 +92,7 @@ pub enum OidcError {
 }
 
 struct Provider {
-    metadata: ProviderMetadataWithLogout,
+    metadata: PortalProviderMetadata,
     /// The JWKS and the advertised asymmetric algorithms, for access tokens (shared with the
     /// API's token verifier when it trusts the same issuer).
     keys: Arc<KeySet>,
@@ -170,7 +172,7 @@ impl Oidc {
             }
         }
         let http = self.http_client();
-        let metadata = ProviderMetadataWithLogout::discover_async(self.issuer.clone(), &http)
+        let metadata = PortalProviderMetadata::discover_async(self.issuer.clone(), &http)
             .await
             .map_err(|e| OidcError::Provider(format!("discovery failed: {}", error_chain(&e))))?;
         let jwks_value = serde_json::to_value(metadata.jwks())

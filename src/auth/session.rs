@@ -2,13 +2,17 @@
 //!
 //! Only the session id reaches the browser (an HttpOnly cookie); tokens stay in the store.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tower_sessions::Session;
 
+use super::oidc::Oidc;
 use crate::error::AppError;
+use crate::session_store::SessionEnded;
 
 pub const AGENT_KEY: &str = "agent";
 pub const PENDING_LOGIN_KEY: &str = "pending_login";
@@ -82,6 +86,36 @@ impl FlashKind {
             FlashKind::Success => "success",
             FlashKind::Info => "info",
             FlashKind::Warning => "warning",
+        }
+    }
+}
+
+/// What the portal does when a session ends (sign-out, absolute lifetime, idle expiry swept,
+/// a failed refresh): it revokes the agent's refresh token at the provider, so the token
+/// cannot mint new ones afterwards.
+pub struct RevokeOnEnd(pub Arc<Oidc>);
+
+#[async_trait::async_trait]
+impl SessionEnded for RevokeOnEnd {
+    async fn ended(&self, data: &HashMap<String, Value>) -> bool {
+        let Some(value) = data.get(AGENT_KEY) else {
+            return true;
+        };
+        let Ok(agent) = serde_json::from_value::<AgentSession>(value.clone()) else {
+            return true;
+        };
+        let Some(refresh_token) = agent.tokens.refresh_token else {
+            return true;
+        };
+        match self.0.revoke_refresh_token(&refresh_token).await {
+            Ok(()) => {
+                tracing::info!(sub = ?agent.sub, "refresh token revoked as the session ended");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(sub = ?agent.sub, error = %e, "revoking the refresh token of an ended session failed");
+                false
+            }
         }
     }
 }
@@ -162,6 +196,25 @@ pub struct SessionConfig {
     /// A session ends this long after sign-in, however active.
     #[serde(default = "default_absolute")]
     pub absolute_timeout_minutes: u64,
+    /// The key that encrypts what a session keeps (the provider's tokens among it): 32 bytes
+    /// in base64, e.g. from `openssl rand -base64 32`. Required (the demo makes its own).
+    #[serde(default)]
+    pub encryption_key: Option<SecretString>,
+    /// Earlier keys, still accepted for reading while sessions written with them live.
+    /// Rotation: put the new key in `encryption_key`, the old one here; remove it after
+    /// `absolute_timeout_minutes`.
+    #[serde(default)]
+    pub encryption_keys_old: Vec<SecretString>,
+    /// How long an instance trusts its in-memory copy of a session before reading the
+    /// database again (a session ended on another instance ends here within this time).
+    #[serde(default = "default_recheck")]
+    pub cache_recheck_seconds: u64,
+    /// How many sessions an instance keeps in memory.
+    #[serde(default = "default_cache_capacity")]
+    pub cache_capacity: u64,
+    /// How often expired sessions are removed (their refresh tokens revoked first).
+    #[serde(default = "default_sweep")]
+    pub sweep_interval_seconds: u64,
 }
 
 impl Default for SessionConfig {
@@ -169,6 +222,11 @@ impl Default for SessionConfig {
         Self {
             idle_timeout_minutes: default_idle(),
             absolute_timeout_minutes: default_absolute(),
+            encryption_key: None,
+            encryption_keys_old: Vec::new(),
+            cache_recheck_seconds: default_recheck(),
+            cache_capacity: default_cache_capacity(),
+            sweep_interval_seconds: default_sweep(),
         }
     }
 }
@@ -179,6 +237,18 @@ fn default_idle() -> u64 {
 fn default_absolute() -> u64 {
     8 * 60
 }
+fn default_recheck() -> u64 {
+    5
+}
+fn default_cache_capacity() -> u64 {
+    10_000
+}
+fn default_sweep() -> u64 {
+    60
+}
+
+/// The hint `check-config` gives for a missing or malformed key.
+const KEY_HINT: &str = "32 random bytes in base64, e.g. from `openssl rand -base64 32`";
 
 impl SessionConfig {
     /// What is wrong with this section, in words for `check-config`.
@@ -193,6 +263,38 @@ impl SessionConfig {
                     .to_string(),
             );
         }
+        match &self.encryption_key {
+            None => problems.push(format!(
+                "session.encryption_key is not set: it encrypts the tokens kept in sessions; set it to {KEY_HINT} (or ADMIN_PORTAL__SESSION__ENCRYPTION_KEY)"
+            )),
+            Some(key) => {
+                if let Err(e) = crate::session_store::SessionKey::parse(key) {
+                    problems.push(format!("session.encryption_key {e}; use {KEY_HINT}"));
+                }
+            }
+        }
+        for (i, key) in self.encryption_keys_old.iter().enumerate() {
+            if let Err(e) = crate::session_store::SessionKey::parse(key) {
+                problems.push(format!("session.encryption_keys_old[{i}] {e}"));
+            }
+        }
+        if self.cache_capacity == 0 {
+            problems.push("session.cache_capacity must be at least 1".to_string());
+        }
+        if self.sweep_interval_seconds == 0 {
+            problems.push("session.sweep_interval_seconds must be at least 1".to_string());
+        }
         problems
+    }
+
+    /// The idle timeout.
+    pub fn idle(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.idle_timeout_minutes * 60)
+    }
+
+    /// How far the stored idle expiry may lag behind before a request writes it again:
+    /// max(60 s, 5 % of the idle timeout).
+    pub fn expiry_write_threshold(&self) -> std::time::Duration {
+        std::time::Duration::from_secs((self.idle_timeout_minutes * 60 / 20).max(60))
     }
 }

@@ -448,7 +448,8 @@ async fn expired_token_is_refreshed_and_a_failed_refresh_ends_the_session() {
 
 #[tokio::test]
 async fn expired_session_sends_pages_to_sign_in_and_htmx_gets_hx_redirect() {
-    let t = TestApp::spawn().await;
+    // The test ages the row in the database: no cached copy may hide that.
+    let t = TestApp::spawn_with(|c| c.session.cache_recheck_seconds = 0).await;
     let b = t.signed_in(AGENT).await;
     assert_eq!(b.get("/me").await.status, 200);
     t.expire_session_of(&b).await;
@@ -481,7 +482,8 @@ async fn wrong_password_at_the_provider_creates_no_session() {
 
 #[tokio::test]
 async fn each_request_moves_the_idle_expiry() {
-    let t = TestApp::spawn().await;
+    // The test ages the row in the database: no cached copy may hide that.
+    let t = TestApp::spawn_with(|c| c.session.cache_recheck_seconds = 0).await;
     let b = t.signed_in(AGENT).await;
     // Nearly idle for the configured 30 minutes: one more page keeps the session alive.
     t.set_session_seconds_left(&b, 60).await;

@@ -2,6 +2,12 @@
 
 use std::process::Command;
 
+/// A valid session key for the example file (base64 of 32 bytes).
+const SESSION_KEY: (&str, &str) = (
+    "ADMIN_PORTAL__SESSION__ENCRYPTION_KEY",
+    "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+);
+
 fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_admin-portal"));
     cmd.args(args);
@@ -29,13 +35,17 @@ fn check_config_accepts_the_example_and_hides_secrets() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/admin-portal.example.toml");
     let (code, stdout, stderr) = run(
         &["check-config", "--config", example],
-        &[(
-            "ADMIN_PORTAL__OIDC__CLIENT_SECRET",
-            "super-secret-value-123",
-        )],
+        &[
+            (
+                "ADMIN_PORTAL__OIDC__CLIENT_SECRET",
+                "super-secret-value-123",
+            ),
+            SESSION_KEY,
+        ],
     );
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(stdout.contains("Configuration is valid."));
+    assert!(!stdout.contains(SESSION_KEY.1) && !stderr.contains(SESSION_KEY.1));
     assert!(stdout.contains("oidc.client_secret") && stdout.contains("(set, hidden)"));
     assert!(
         !stdout.contains("super-secret-value-123") && !stderr.contains("super-secret-value-123")
@@ -83,6 +93,7 @@ fn environment_overrides_the_file() {
         &[
             ("ADMIN_PORTAL__OIDC__CLIENT_SECRET", "x"),
             ("ADMIN_PORTAL__SESSION__IDLE_TIMEOUT_MINUTES", "12"),
+            SESSION_KEY,
             (
                 "ADMIN_PORTAL__DATABASE__URL",
                 "postgres://portal:pw@db.internal/portal",
@@ -98,6 +109,35 @@ fn environment_overrides_the_file() {
         stdout.contains("postgres://portal:hidden@db.internal/portal"),
         "{stdout}"
     );
+}
+
+#[test]
+fn check_config_without_the_session_key_fails_with_a_clear_message() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/admin-portal.example.toml");
+    let (code, stdout, stderr) = run(
+        &["check-config", "--config", example],
+        &[("ADMIN_PORTAL__OIDC__CLIENT_SECRET", "x")],
+    );
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stderr.contains(
+            "session.encryption_key is not set: it encrypts the tokens kept in sessions; set it to 32 random bytes in base64"
+        ),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(
+        &["check-config", "--config", example],
+        &[
+            ("ADMIN_PORTAL__OIDC__CLIENT_SECRET", "x"),
+            ("ADMIN_PORTAL__SESSION__ENCRYPTION_KEY", "dG9vLXNob3J0"),
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("session.encryption_key must decode to 32 bytes, not 9"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("dG9vLXNob3J0"), "{stderr}");
 }
 
 #[test]

@@ -386,13 +386,13 @@ async fn the_shared_secret_never_reaches_the_session_store() {
         .collect();
     let sessions: Vec<Vec<u8>> = match &t.app.state.db {
         admin_portal::db::Database::Sqlite(pool) => {
-            sqlx::query_scalar("SELECT data FROM tower_sessions")
+            sqlx::query_scalar("SELECT data FROM portal_sessions")
                 .fetch_all(pool)
                 .await
                 .unwrap()
         }
         admin_portal::db::Database::Postgres(pool) => {
-            sqlx::query_scalar("SELECT data FROM tower_sessions.session")
+            sqlx::query_scalar("SELECT data FROM portal_sessions")
                 .fetch_all(pool)
                 .await
                 .unwrap()

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use admin_portal::audit::AuditRecord;
 use admin_portal::config::Config;
+use admin_portal::db::Database;
 use admin_portal::{Application, RunningApp};
 use okta_sim::{self, RunningSim, SimOptions, SimState};
 use reqwest::cookie::{CookieStore, Jar};
@@ -26,8 +27,6 @@ pub struct TestApp {
     pub base: String,
 }
 
-static PG_INIT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-
 /// A database URL for one test: a fresh SQLite file, or a fresh PostgreSQL schema.
 pub async fn test_database_url() -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
@@ -37,13 +36,6 @@ pub async fn test_database_url() -> String {
             let pool = sqlx::PgPool::connect(&url)
                 .await
                 .expect("connect to test PostgreSQL");
-            // The session store's own schema is shared; create it once, not concurrently.
-            PG_INIT
-                .get_or_init(|| async {
-                    let store = tower_sessions_sqlx_store::PostgresStore::new(pool.clone());
-                    store.migrate().await.expect("session store migration");
-                })
-                .await;
             sqlx::query(&format!("CREATE SCHEMA {schema}"))
                 .execute(&pool)
                 .await
@@ -140,77 +132,71 @@ impl TestApp {
         rows
     }
 
+    /// The key of this browser's session row: the SHA-256 of its cookie's value.
+    pub fn session_row_key(&self, browser: &Browser) -> String {
+        let id: tower_sessions::session::Id = browser
+            .session_cookie()
+            .expect("a session cookie")
+            .parse()
+            .expect("a session id");
+        admin_portal::session_store::hash_id(&id)
+    }
+
     /// Seconds until this browser's stored session expires.
     pub async fn session_seconds_left(&self, browser: &Browser) -> i64 {
-        use admin_portal::db::Database;
-        let id = browser.session_cookie().expect("a session cookie");
-        match &self.app.state.db {
-            // The SQLite store keeps the expiry as a timestamp text.
-            Database::Sqlite(pool) => {
-                let expiry: time::OffsetDateTime =
-                    sqlx::query_scalar("SELECT expiry_date FROM tower_sessions WHERE id = ?")
-                        .bind(&id)
-                        .fetch_one(pool)
-                        .await
-                        .expect("session row");
-                (expiry - time::OffsetDateTime::now_utc()).whole_seconds()
-            }
-            Database::Postgres(pool) => sqlx::query_scalar::<_, f64>(
-                "SELECT EXTRACT(EPOCH FROM expiry_date - now())::float8 FROM tower_sessions.session WHERE id = $1",
-            )
-            .bind(&id)
-            .fetch_one(pool)
-            .await
-            .expect("session row") as i64,
+        let key = self.session_row_key(browser);
+        let sql = "SELECT expires_at FROM portal_sessions WHERE id_hash = $1";
+        let expires_at: i64 = match &self.app.state.db {
+            Database::Sqlite(pool) => sqlx::query_scalar(sql).bind(&key).fetch_one(pool).await,
+            Database::Postgres(pool) => sqlx::query_scalar(sql).bind(&key).fetch_one(pool).await,
         }
+        .expect("session row");
+        expires_at - time::OffsetDateTime::now_utc().unix_timestamp()
     }
 
     /// Sets how many seconds this browser's stored session has left.
     pub async fn set_session_seconds_left(&self, browser: &Browser, seconds: i64) {
-        use admin_portal::db::Database;
-        let id = browser.session_cookie().expect("a session cookie");
-        match &self.app.state.db {
-            Database::Sqlite(pool) => {
-                sqlx::query("UPDATE tower_sessions SET expiry_date = ? WHERE id = ?")
-                    .bind(time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds))
-                    .bind(&id)
-                    .execute(pool)
-                    .await
-                    .expect("update session");
-            }
-            Database::Postgres(pool) => {
-                sqlx::query("UPDATE tower_sessions.session SET expiry_date = now() + make_interval(secs => $1) WHERE id = $2")
-                    .bind(seconds as f64)
-                    .bind(&id)
-                    .execute(pool)
-                    .await
-                    .expect("update session");
-            }
-        }
+        let at = time::OffsetDateTime::now_utc().unix_timestamp() + seconds;
+        let changed = self.set_session_expiry(browser, at).await;
+        assert_eq!(changed, 1, "the browser's session is in the store");
     }
 
     /// Makes this browser's stored session expire now, as if the idle timeout had passed.
-    /// (On PostgreSQL the session table is shared by every test: touch only this one.)
     pub async fn expire_session_of(&self, browser: &Browser) {
-        use admin_portal::db::Database;
-        let id = browser.session_cookie().expect("a session cookie");
-        let changed = match &self.app.state.db {
-            Database::Sqlite(pool) => sqlx::query("UPDATE tower_sessions SET expiry_date = 0 WHERE id = ?")
-                .bind(&id)
+        let at = time::OffsetDateTime::now_utc().unix_timestamp() - 60;
+        let changed = self.set_session_expiry(browser, at).await;
+        assert_eq!(changed, 1, "the browser's session is in the store");
+    }
+
+    async fn set_session_expiry(&self, browser: &Browser, at: i64) -> u64 {
+        let key = self.session_row_key(browser);
+        let sql = "UPDATE portal_sessions SET expires_at = $1 WHERE id_hash = $2";
+        match &self.app.state.db {
+            Database::Sqlite(pool) => sqlx::query(sql)
+                .bind(at)
+                .bind(&key)
                 .execute(pool)
                 .await
-                .expect("expire sqlite session")
+                .expect("update session")
                 .rows_affected(),
-            Database::Postgres(pool) => sqlx::query(
-                "UPDATE tower_sessions.session SET expiry_date = now() - interval '1 minute' WHERE id = $1",
-            )
-            .bind(&id)
-            .execute(pool)
-            .await
-            .expect("expire postgres session")
-            .rows_affected(),
-        };
-        assert_eq!(changed, 1, "the browser's session is in the store");
+            Database::Postgres(pool) => sqlx::query(sql)
+                .bind(at)
+                .bind(&key)
+                .execute(pool)
+                .await
+                .expect("update session")
+                .rows_affected(),
+        }
+    }
+
+    /// Every session row as stored: (id hash, sealed data, expiry in Unix seconds).
+    pub async fn session_rows(&self) -> Vec<(String, Vec<u8>, i64)> {
+        let sql = "SELECT id_hash, data, expires_at FROM portal_sessions ORDER BY id_hash";
+        match &self.app.state.db {
+            Database::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await,
+            Database::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await,
+        }
+        .expect("session rows")
     }
 }
 

@@ -21,5 +21,6 @@ mod okta_client;
 mod ops;
 mod policy;
 mod registration;
+mod sessions;
 mod users;
 mod web;
