@@ -43,7 +43,7 @@ pub struct Config {
     #[serde(default)]
     pub http: crate::web::security::HttpConfig,
     #[serde(default)]
-    pub api: crate::api::ApiConfig,
+    pub api: crate::api::config::ApiConfig,
 }
 
 /// The audit trail's retention. Nothing is deleted automatically: `audit prune` without

@@ -8,6 +8,7 @@ pub mod db;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
+pub mod http;
 pub mod okta;
 pub mod ops;
 pub mod registration;

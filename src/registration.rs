@@ -13,6 +13,7 @@
 pub mod config;
 
 mod abuse;
+mod context;
 mod json;
 mod pages;
 mod pow;

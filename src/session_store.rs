@@ -7,7 +7,7 @@
 //!   `session.cache_recheck_seconds` is read again from the database, which stays the truth
 //!   for every instance. Ending a session deletes the row and this instance's entry.
 //! - A request writes only when the data changed or the idle expiry would move by more than
-//!   [`SessionConfig::expiry_write_threshold`]. An update never recreates a row that another
+//!   `SessionConfig::expiry_write_threshold`. An update never recreates a row that another
 //!   instance deleted.
 //! - When a session ends (deleted, or swept after expiry) its data is handed to a
 //!   [`SessionEnded`] hook (the portal revokes the refresh token there).
@@ -28,7 +28,6 @@ use time::OffsetDateTime;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
 
-use crate::auth::session::SessionConfig;
 use crate::db::Database;
 use rows::Row;
 
@@ -86,35 +85,45 @@ fn encode(e: impl std::fmt::Display) -> session_store::Error {
     session_store::Error::Encode(e.to_string())
 }
 
+/// What the store needs from `[session]`.
+pub struct StoreSettings<'a> {
+    pub encryption_key: Option<&'a secrecy::SecretString>,
+    pub old_keys: &'a [secrecy::SecretString],
+    pub cache_capacity: u64,
+    pub idle: Duration,
+    pub recheck: Duration,
+    pub write_threshold: Duration,
+}
+
 impl DbSessionStore {
-    /// The store over `db` (whose migrations created the table), with the keys of `config`.
+    /// The store over `db` (whose migrations created the table), with `settings` (from
+    /// `[session]`, see `SessionConfig::store_settings`).
     pub fn new(
         db: &Database,
-        config: &SessionConfig,
+        settings: StoreSettings<'_>,
         hook: Option<Arc<dyn SessionEnded>>,
     ) -> anyhow::Result<DbSessionStore> {
-        let key = config
+        let key = settings
             .encryption_key
-            .as_ref()
             .ok_or_else(|| anyhow::anyhow!("session.encryption_key is not set"))?;
         let parse = |k| SessionKey::parse(k).map_err(|e| anyhow::anyhow!("session key {e}"));
         let current = parse(key)?;
-        let old = config
-            .encryption_keys_old
+        let old = settings
+            .old_keys
             .iter()
             .map(parse)
             .collect::<anyhow::Result<Vec<_>>>()?;
         let cache = moka::future::Cache::builder()
-            .max_capacity(config.cache_capacity)
-            .time_to_idle(config.idle())
+            .max_capacity(settings.cache_capacity)
+            .time_to_idle(settings.idle)
             .build();
         Ok(DbSessionStore {
             inner: Arc::new(Inner {
                 db: db.clone(),
                 cipher: SessionCipher::new(current, old),
                 cache,
-                recheck: Duration::from_secs(config.cache_recheck_seconds),
-                write_threshold: config.expiry_write_threshold().as_secs() as i64,
+                recheck: settings.recheck,
+                write_threshold: settings.write_threshold.as_secs() as i64,
                 hook,
                 writes: AtomicU64::new(0),
             }),

@@ -12,7 +12,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::audit::AuditStore;
 use crate::auth::oidc::Oidc;
-use crate::auth::session::RevokeOnEnd;
+use crate::auth::oidc::RevokeOnEnd;
 use crate::config::ValidConfig;
 use crate::db::Database;
 use crate::okta::OktaClient;
@@ -20,23 +20,7 @@ use crate::ops::Ops;
 use crate::session_store::DbSessionStore;
 use crate::state::AppState;
 
-pub const USER_AGENT: &str = concat!("admin-portal/", env!("CARGO_PKG_VERSION"));
-
-/// Installs the TLS crypto provider once per process.
-pub fn init_tls() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// The one HTTP client for outbound calls: timeouts, no redirects, our user agent.
-pub fn http_client() -> anyhow::Result<reqwest::Client> {
-    init_tls();
-    Ok(reqwest::Client::builder()
-        .user_agent(USER_AGENT)
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(15))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?)
-}
+pub use crate::http::{USER_AGENT, http_client, init_tls};
 
 pub struct Application {
     listener: TcpListener,
@@ -63,7 +47,7 @@ impl Application {
         let oidc = Arc::new(Oidc::new(http, config.oidc.clone(), &public_base)?);
         let sessions = DbSessionStore::new(
             &db,
-            &config.session,
+            config.session.store_settings(),
             Some(Arc::new(RevokeOnEnd(oidc.clone()))),
         )?;
         // Load the provider's metadata now; a provider that is down at start-up is retried

@@ -5,7 +5,7 @@
 mod config;
 mod revoke;
 pub use config::{OidcConfig, default_scopes};
-pub use revoke::{PortalProviderMetadata, RevocationMetadata};
+pub use revoke::{PortalProviderMetadata, RevocationMetadata, RevokeOnEnd};
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;

@@ -2,17 +2,13 @@
 //!
 //! Only the session id reaches the browser (an HttpOnly cookie); tokens stay in the store.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::collections::BTreeSet;
 
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tower_sessions::Session;
 
-use super::oidc::Oidc;
 use crate::error::AppError;
-use crate::session_store::SessionEnded;
 
 pub const AGENT_KEY: &str = "agent";
 pub const PENDING_LOGIN_KEY: &str = "pending_login";
@@ -86,36 +82,6 @@ impl FlashKind {
             FlashKind::Success => "success",
             FlashKind::Info => "info",
             FlashKind::Warning => "warning",
-        }
-    }
-}
-
-/// What the portal does when a session ends (sign-out, absolute lifetime, idle expiry swept,
-/// a failed refresh): it revokes the agent's refresh token at the provider, so the token
-/// cannot mint new ones afterwards.
-pub struct RevokeOnEnd(pub Arc<Oidc>);
-
-#[async_trait::async_trait]
-impl SessionEnded for RevokeOnEnd {
-    async fn ended(&self, data: &HashMap<String, Value>) -> bool {
-        let Some(value) = data.get(AGENT_KEY) else {
-            return true;
-        };
-        let Ok(agent) = serde_json::from_value::<AgentSession>(value.clone()) else {
-            return true;
-        };
-        let Some(refresh_token) = agent.tokens.refresh_token else {
-            return true;
-        };
-        match self.0.revoke_refresh_token(&refresh_token).await {
-            Ok(()) => {
-                tracing::info!(sub = ?agent.sub, "refresh token revoked as the session ended");
-                true
-            }
-            Err(e) => {
-                tracing::warn!(sub = ?agent.sub, error = %e, "revoking the refresh token of an ended session failed");
-                false
-            }
         }
     }
 }
@@ -293,6 +259,18 @@ impl SessionConfig {
     }
 
     /// How far the stored idle expiry may lag behind before a request writes it again:
+    /// What the session store takes from this section.
+    pub fn store_settings(&self) -> crate::session_store::StoreSettings<'_> {
+        crate::session_store::StoreSettings {
+            encryption_key: self.encryption_key.as_ref(),
+            old_keys: &self.encryption_keys_old,
+            cache_capacity: self.cache_capacity,
+            idle: self.idle(),
+            recheck: std::time::Duration::from_secs(self.cache_recheck_seconds),
+            write_threshold: self.expiry_write_threshold(),
+        }
+    }
+
     /// max(60 s, 5 % of the idle timeout).
     pub fn expiry_write_threshold(&self) -> std::time::Duration {
         std::time::Duration::from_secs((self.idle_timeout_minutes * 60 / 20).max(60))

@@ -12,9 +12,9 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::context::{Ctx, Shared};
 use super::pow::PowError;
 use super::submit::{Kind, Refused, Sender, Submission};
-use super::web::{Ctx, Shared};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -11,8 +11,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use super::context::{Ctx, Shared, asset_url};
 use super::submit::{Kind, Refused, Sender, Submission};
-use super::web::{Ctx, Shared, asset_url};
 
 pub struct AssetUrls {
     pub css: String,

@@ -100,3 +100,34 @@ impl Oidc {
         }
     }
 }
+
+/// What the portal does when a session ends (sign-out, absolute lifetime, idle expiry swept,
+/// a failed refresh): it revokes the agent's refresh token at the provider, so the token
+/// cannot mint new ones afterwards.
+pub struct RevokeOnEnd(pub std::sync::Arc<Oidc>);
+
+#[async_trait::async_trait]
+impl crate::session_store::SessionEnded for RevokeOnEnd {
+    async fn ended(&self, data: &std::collections::HashMap<String, serde_json::Value>) -> bool {
+        let Some(value) = data.get(crate::auth::session::AGENT_KEY) else {
+            return true;
+        };
+        let Ok(agent) = serde_json::from_value::<crate::auth::session::AgentSession>(value.clone())
+        else {
+            return true;
+        };
+        let Some(refresh_token) = agent.tokens.refresh_token else {
+            return true;
+        };
+        match self.0.revoke_refresh_token(&refresh_token).await {
+            Ok(()) => {
+                tracing::info!(sub = ?agent.sub, "refresh token revoked as the session ended");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(sub = ?agent.sub, error = %e, "revoking the refresh token of an ended session failed");
+                false
+            }
+        }
+    }
+}
