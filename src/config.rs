@@ -200,14 +200,8 @@ impl Config {
 
     /// A description safe to print: every secret is replaced by a marker.
     pub fn redacted_summary(&self) -> Vec<(String, String)> {
-        let secret = |s: &SecretString| {
-            if s.expose_secret().is_empty() {
-                "(empty)".to_string()
-            } else {
-                "(set, hidden)".to_string()
-            }
-        };
-        vec![
+        let secret = hidden;
+        let mut summary = vec![
             ("server.bind".into(), self.server.bind.to_string()),
             (
                 "server.public_base_url".into(),
@@ -258,32 +252,48 @@ impl Config {
                     .unwrap_or_else(|| "(not set)".into()),
             ),
             ("database.url".into(), redact_db_url(&self.database.url)),
-            (
-                "session.idle_timeout_minutes".into(),
-                self.session.idle_timeout_minutes.to_string(),
-            ),
-            (
-                "session.absolute_timeout_minutes".into(),
-                self.session.absolute_timeout_minutes.to_string(),
-            ),
-            (
-                "session.encryption_key".into(),
-                self.session
-                    .encryption_key
-                    .as_ref()
-                    .map(secret)
-                    .unwrap_or_else(|| "(not set)".into()),
-            ),
-            (
-                "session.encryption_keys_old".into(),
-                format!("{} key(s), hidden", self.session.encryption_keys_old.len()),
-            ),
-            (
-                "session.cache_recheck_seconds".into(),
-                self.session.cache_recheck_seconds.to_string(),
-            ),
-        ]
+        ];
+        summary.extend(session_summary(&self.session));
+        summary
     }
+}
+
+/// A secret's presence, never its value.
+fn hidden(s: &SecretString) -> String {
+    if s.expose_secret().is_empty() {
+        "(empty)".to_string()
+    } else {
+        "(set, hidden)".to_string()
+    }
+}
+
+fn session_summary(session: &crate::auth::session::SessionConfig) -> Vec<(String, String)> {
+    vec![
+        (
+            "session.idle_timeout_minutes".into(),
+            session.idle_timeout_minutes.to_string(),
+        ),
+        (
+            "session.absolute_timeout_minutes".into(),
+            session.absolute_timeout_minutes.to_string(),
+        ),
+        (
+            "session.encryption_key".into(),
+            session
+                .encryption_key
+                .as_ref()
+                .map(hidden)
+                .unwrap_or_else(|| "(not set)".into()),
+        ),
+        (
+            "session.encryption_keys_old".into(),
+            format!("{} key(s), hidden", session.encryption_keys_old.len()),
+        ),
+        (
+            "session.cache_recheck_seconds".into(),
+            session.cache_recheck_seconds.to_string(),
+        ),
+    ]
 }
 
 pub(crate) fn check_http_url(name: &str, url: &Url, problems: &mut Vec<String>) {

@@ -268,6 +268,23 @@ impl ApiState {
     }
 }
 
+/// The 429 for a client over its rate limit, with `Retry-After` and the rate headers.
+fn over_limit(budget: &Budget, wait: u64) -> Response {
+    let problem = ApiProblem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!(
+            "This client has used its {} requests per minute; retry after {wait} s.",
+            budget.per_minute
+        ),
+    );
+    let mut response = problem
+        .header(header::RETRY_AFTER, wait.to_string())
+        .into_response();
+    rate_headers(response.headers_mut(), budget);
+    response
+}
+
 /// The layer on every `/api/v1` route: authenticate, rate-limit, run, add the headers.
 pub async fn gate(State(api): State<ApiState>, request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
@@ -277,21 +294,7 @@ pub async fn gate(State(api): State<ApiState>, request: Request, next: Next) -> 
     };
     let budget = match api.gate.limits.check(&client) {
         Ok(budget) => budget,
-        Err((budget, wait)) => {
-            let problem = ApiProblem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!(
-                    "This client has used its {} requests per minute; retry after {wait} s.",
-                    budget.per_minute
-                ),
-            );
-            let mut response = problem
-                .header(header::RETRY_AFTER, wait.to_string())
-                .into_response();
-            rate_headers(response.headers_mut(), &budget);
-            return response;
-        }
+        Err((budget, wait)) => return over_limit(&budget, wait),
     };
     parts.extensions.insert(Service {
         principal: principal.clone(),
