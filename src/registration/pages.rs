@@ -229,23 +229,64 @@ fn with_retry_after(mut response: Response, wait: Option<u64>) -> Response {
     response
 }
 
+/// The form, unless it came from another site or could not be read (then the error page).
+fn same_site_form<T>(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    form: Result<Form<T>, FormRejection>,
+) -> Result<T, Response> {
+    match form {
+        Ok(Form(form)) if !cross_site(headers) => Ok(form),
+        Ok(_) => Err(error_page(
+            ctx,
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "Forms are accepted from this site only.".into(),
+        )),
+        Err(rejection) => Err(rejected(ctx, &rejection)),
+    }
+}
+
+type Shown = (
+    StatusCode,
+    Option<String>,
+    Option<u64>,
+    BTreeMap<String, String>,
+);
+
+/// Sends a page's submission: the redirect to "check your email", or what to show again.
+async fn send(
+    state: &Shared,
+    ctx: &Ctx,
+    kind: Kind,
+    submission: &Submission,
+) -> Result<Response, Shown> {
+    let by = Sender {
+        ip: ctx.ip,
+        request_id: &ctx.request_id,
+        from_page: true,
+    };
+    let refused = match state.submit(kind, submission, &by).await {
+        Ok(()) => return Ok(Redirect::to("/check-email").into_response()),
+        Err(refused) => refused,
+    };
+    let (status, notice, wait) = shown(&refused);
+    let errors = match refused {
+        Refused::Invalid(errors) => errors,
+        _ => BTreeMap::new(),
+    };
+    Err((status, notice, wait, errors))
+}
+
 pub async fn register(
     State(state): State<Shared>,
     ctx: Ctx,
     headers: HeaderMap,
     form: Result<Form<RegisterForm>, FormRejection>,
 ) -> Response {
-    let mut form = match form {
-        Ok(Form(form)) if !cross_site(&headers) => form,
-        Ok(_) => {
-            return error_page(
-                &ctx,
-                StatusCode::FORBIDDEN,
-                "Refused",
-                "Forms are accepted from this site only.".into(),
-            );
-        }
-        Err(rejection) => return rejected(&ctx, &rejection),
+    let mut form = match same_site_form(&ctx, &headers, form) {
+        Ok(form) => form,
+        Err(response) => return response,
     };
     let submission = Submission {
         first_name: form.first_name.clone(),
@@ -254,19 +295,10 @@ pub async fn register(
         altcha: Some(std::mem::take(&mut form.altcha)),
         website: std::mem::take(&mut form.website),
     };
-    let by = Sender {
-        ip: ctx.ip,
-        request_id: &ctx.request_id,
-        from_page: true,
-    };
-    let refused = match state.submit(Kind::Register, &submission, &by).await {
-        Ok(()) => return Redirect::to("/check-email").into_response(),
-        Err(refused) => refused,
-    };
-    let (status, notice, wait) = shown(&refused);
-    let errors = match refused {
-        Refused::Invalid(errors) => errors,
-        _ => BTreeMap::new(),
+    let (status, notice, wait, errors) = match send(&state, &ctx, Kind::Register, &submission).await
+    {
+        Ok(done) => return done,
+        Err(shown) => shown,
     };
     let page = RegisterPage {
         assets: assets(),
@@ -284,17 +316,9 @@ pub async fn forgot(
     headers: HeaderMap,
     form: Result<Form<ForgotForm>, FormRejection>,
 ) -> Response {
-    let form = match form {
-        Ok(Form(form)) if !cross_site(&headers) => form,
-        Ok(_) => {
-            return error_page(
-                &ctx,
-                StatusCode::FORBIDDEN,
-                "Refused",
-                "Forms are accepted from this site only.".into(),
-            );
-        }
-        Err(rejection) => return rejected(&ctx, &rejection),
+    let form = match same_site_form(&ctx, &headers, form) {
+        Ok(form) => form,
+        Err(response) => return response,
     };
     let submission = Submission {
         email: form.email.clone(),
@@ -302,19 +326,10 @@ pub async fn forgot(
         website: form.website,
         ..Submission::default()
     };
-    let by = Sender {
-        ip: ctx.ip,
-        request_id: &ctx.request_id,
-        from_page: true,
-    };
-    let refused = match state.submit(Kind::Recover, &submission, &by).await {
-        Ok(()) => return Redirect::to("/check-email").into_response(),
-        Err(refused) => refused,
-    };
-    let (status, notice, wait) = shown(&refused);
-    let errors = match refused {
-        Refused::Invalid(errors) => errors,
-        _ => BTreeMap::new(),
+    let (status, notice, wait, errors) = match send(&state, &ctx, Kind::Recover, &submission).await
+    {
+        Ok(done) => return done,
+        Err(shown) => shown,
     };
     let page = ForgotPage {
         assets: assets(),
