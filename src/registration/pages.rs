@@ -234,16 +234,16 @@ fn same_site_form<T>(
     ctx: &Ctx,
     headers: &HeaderMap,
     form: Result<Form<T>, FormRejection>,
-) -> Result<T, Response> {
+) -> Result<T, Box<Response>> {
     match form {
         Ok(Form(form)) if !cross_site(headers) => Ok(form),
-        Ok(_) => Err(error_page(
+        Ok(_) => Err(Box::new(error_page(
             ctx,
             StatusCode::FORBIDDEN,
             "Refused",
             "Forms are accepted from this site only.".into(),
-        )),
-        Err(rejection) => Err(rejected(ctx, &rejection)),
+        ))),
+        Err(rejection) => Err(Box::new(rejected(ctx, &rejection))),
     }
 }
 
@@ -286,7 +286,7 @@ pub async fn register(
 ) -> Response {
     let mut form = match same_site_form(&ctx, &headers, form) {
         Ok(form) => form,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let submission = Submission {
         first_name: form.first_name.clone(),
@@ -318,7 +318,7 @@ pub async fn forgot(
 ) -> Response {
     let form = match same_site_form(&ctx, &headers, form) {
         Ok(form) => form,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let submission = Submission {
         email: form.email.clone(),
