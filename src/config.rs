@@ -48,13 +48,31 @@ pub struct Config {
 
 /// The audit trail's retention. Nothing is deleted automatically: `audit prune` without
 /// `--before` removes what is older than `retention_days`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     #[serde(default)]
     pub retention_days: Option<u32>,
     #[serde(default)]
     pub throttle: crate::audit::throttle::ThrottleConfig,
+    /// A change announced to the trail and not recorded this long after is taken to belong
+    /// to a portal that stopped during its Okta call, and recorded with outcome `unknown`.
+    #[serde(default = "default_unfinished_after")]
+    pub unfinished_after_seconds: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            retention_days: None,
+            throttle: Default::default(),
+            unfinished_after_seconds: default_unfinished_after(),
+        }
+    }
+}
+
+fn default_unfinished_after() -> u64 {
+    crate::audit::unfinished::DEFAULT_AFTER_SECONDS
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -138,6 +156,13 @@ impl Config {
                 "audit.retention_days must be at least 1 (or left out to keep everything)"
                     .to_string(),
             );
+        }
+        if self.audit.unfinished_after_seconds <= self.okta.timeout_seconds {
+            problems.push(format!(
+                "audit.unfinished_after_seconds must be longer than an Okta call may take \
+                 (okta.timeout_seconds = {})",
+                self.okta.timeout_seconds
+            ));
         }
         let policy = self
             .policy

@@ -130,6 +130,14 @@ async fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
                         "Audit trail intact: {} records checked, {} pruned behind checkpoints.",
                         v.checked, v.pruned
                     );
+                    let unfinished = store.unfinished_count().await?;
+                    if unfinished > 0 {
+                        println!(
+                            "{unfinished} change(s) sent to Okta are not recorded yet: in progress, \
+                             or left by a portal that stopped (recorded as `unknown` by the next \
+                             portal to run)."
+                        );
+                    }
                     Ok(ExitCode::SUCCESS)
                 }
                 Some(b) => {

@@ -144,6 +144,7 @@ impl Application {
                 let _ = audit.flush_suppressed(false).await;
             }
         });
+        let unfinished = self.unfinished_recovery();
         let result = axum::serve(
             self.listener,
             self.router
@@ -153,9 +154,27 @@ impl Application {
         .await;
         cleanup.abort();
         flush.abort();
+        unfinished.abort();
         // Counted failures are written before the process ends.
         let _ = self.state.audit.flush_suppressed(true).await;
         result.map_err(Into::into)
+    }
+
+    /// Records, at start-up and then periodically, the changes a stopped portal left
+    /// unfinished (see `audit::unfinished`).
+    fn unfinished_recovery(&self) -> JoinHandle<()> {
+        let audit = self.state.audit.clone();
+        let after = Duration::from_secs(self.state.config.audit.unfinished_after_seconds);
+        let every = after.min(Duration::from_secs(60)) / 2;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every.max(Duration::from_millis(500)));
+            loop {
+                tick.tick().await;
+                if let Err(e) = audit.recover_unfinished(after).await {
+                    tracing::warn!(error = %e, "recording unfinished changes failed");
+                }
+            }
+        })
     }
 
     /// Runs in the background; the handle stops it.

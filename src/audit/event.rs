@@ -97,6 +97,8 @@ pub enum Outcome {
     Success,
     Failure,
     Denied,
+    /// The portal stopped while the change was being sent to Okta (see `audit::unfinished`).
+    Unknown,
 }
 
 impl Outcome {
@@ -105,6 +107,7 @@ impl Outcome {
             Outcome::Success => "success",
             Outcome::Failure => "failure",
             Outcome::Denied => "denied",
+            Outcome::Unknown => "unknown",
         }
     }
 }

@@ -35,7 +35,7 @@ pub(crate) const INSERT_COLUMNS: &str = "occurred_at, request_id, action, outcom
      okta_error_code, status_before, status_after, client_ip, user_agent, prev_hash, hash";
 
 /// A row as written: every content column as text (or null).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct RowContent {
     pub occurred_at: Option<String>,
     pub request_id: Option<String>,

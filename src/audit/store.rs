@@ -4,6 +4,7 @@ use time::OffsetDateTime;
 
 use super::dialect::{Dialect, on_pool};
 use super::row::{INSERT_COLUMNS, ROLLUP_UPSERT, Rollup, RowContent, add_to_rollup, write_rollup};
+use super::unfinished::{self, Finishing, Unfinished};
 use super::{ActivityFilter, AuditRecord, NewEvent, format_timestamp, throttle};
 use crate::db::Database;
 
@@ -41,9 +42,26 @@ impl AuditStore {
     /// decide what a failure means for their response; the failure is always logged here.
     /// Returns the new record's id.
     pub async fn record(&self, event: NewEvent) -> anyhow::Result<i64> {
+        self.record_finishing(event, None).await
+    }
+
+    /// Appends the record of a change announced with [`AuditStore::begin`], removing its
+    /// unfinished row in the same transaction.
+    pub async fn record_finishing(
+        &self,
+        event: NewEvent,
+        unfinished: Option<&Unfinished>,
+    ) -> anyhow::Result<i64> {
         let now = OffsetDateTime::now_utc();
         let content = RowContent::from_event(&event, format_timestamp(now));
-        let result = self.append(&content).await;
+        let finishing = unfinished.map(|u| Finishing {
+            id: u.id(),
+            must_exist: false,
+        });
+        let result = self
+            .append(&content, finishing)
+            .await
+            .map(|id| id.unwrap_or_default());
         if let Err(e) = &result {
             tracing::error!(
                 request_id = ?event.meta.request_id,
@@ -55,9 +73,14 @@ impl AuditStore {
         result
     }
 
-    /// One transaction: lock the chain head, insert the record with its hashes, move the
-    /// head, add to the daily rollup. Written once for both backends.
-    async fn append(&self, content: &RowContent) -> anyhow::Result<i64> {
+    /// One transaction: remove the unfinished row it finishes (if any), lock the chain head,
+    /// insert the record with its hashes, move the head, add to the daily rollup. Written once
+    /// for both backends. `None` when `finishing` must exist and another writer took it.
+    pub(super) async fn append(
+        &self,
+        content: &RowContent,
+        finishing: Option<Finishing<'_>>,
+    ) -> anyhow::Result<Option<i64>> {
         let d = Dialect::of(&self.db);
         let insert = d.sql(&format!(
             "INSERT INTO audit_events ({INSERT_COLUMNS}) VALUES ({}, {}) RETURNING id",
@@ -67,10 +90,17 @@ impl AuditStore {
         let move_head =
             d.sql("UPDATE audit_chain SET last_id = ?, last_hash = ?, row_count = ? WHERE id = 1");
         let upsert = d.sql(ROLLUP_UPSERT);
+        let remove = d.sql(unfinished::REMOVE);
         let mut rollup = Rollup::new();
         add_to_rollup(&mut rollup, content);
         on_pool!(&self.db, |pool| {
             let mut tx = pool.begin().await?;
+            if let Some(f) = &finishing {
+                let gone = sqlx::query(&remove).bind(f.id).execute(&mut *tx).await?;
+                if f.must_exist && gone.rows_affected() == 0 {
+                    return Ok(None);
+                }
+            }
             if let Some(lock) = d.lock_head() {
                 sqlx::query(lock).execute(&mut *tx).await?;
             }
@@ -91,7 +121,7 @@ impl AuditStore {
                 .await?;
             write_rollup!(&mut tx, &upsert, &rollup);
             tx.commit().await?;
-            Ok(id)
+            Ok(Some(id))
         })
     }
 

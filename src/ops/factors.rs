@@ -79,6 +79,7 @@ impl Ops {
         let op = Op::EnrollFactor;
         let mut attempt = Attempt::new(self, principal, op, Some(why)).on_ref(user.as_str());
         let (user, _) = self.load_guarded(&mut attempt, principal, op, user).await?;
+        attempt.sending().await?;
         match self.okta.enroll_factor(&user.id, request).await {
             Ok(done) => {
                 let factor = done.body;
@@ -135,6 +136,7 @@ impl Ops {
         let (user, factor) = self
             .factor_target(&mut attempt, principal, op, user, factor_id)
             .await?;
+        attempt.sending().await?;
         match self
             .okta
             .activate_factor(&user.id, &factor.id, &passcode)
@@ -168,6 +170,7 @@ impl Ops {
         let (user, factor) = self
             .factor_target(&mut attempt, principal, op, user, factor_id)
             .await?;
+        attempt.sending().await?;
         match self.okta.resend_factor(&user.id, &factor).await {
             Ok(done) => {
                 let success = Success {
@@ -207,6 +210,7 @@ impl Ops {
         } else {
             format!("reset {}", factor.label())
         };
+        attempt.sending().await?;
         match self.okta.delete_factor(&user.id, &factor.id).await {
             Ok(done) => {
                 let success = Success {
@@ -232,6 +236,7 @@ impl Ops {
         let op = Op::ResetAllFactors;
         let mut attempt = Attempt::new(self, principal, op, Some(why)).on_ref(user.as_str());
         let (user, _) = self.load_guarded(&mut attempt, principal, op, user).await?;
+        attempt.sending().await?;
         match self
             .okta
             .lifecycle(&user.id, Lifecycle::ResetFactors, None)

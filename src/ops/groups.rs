@@ -58,6 +58,7 @@ impl Ops {
             if member { "added to" } else { "removed from" },
             group.profile.name
         );
+        attempt.sending().await?;
         match self.okta.set_membership(&group.id, &user.id, member).await {
             Ok(done) => {
                 let success = Success {

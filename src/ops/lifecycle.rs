@@ -69,6 +69,7 @@ impl Ops {
         if let Err(refusal) = guard::offered(op, &user) {
             return Err(attempt.refused(refusal, Some(user)).await);
         }
+        attempt.sending().await?;
         match self.call_user_action(op, &user, input).await {
             Ok((request_id, answer)) => {
                 let success = Success {

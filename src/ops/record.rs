@@ -18,6 +18,8 @@ pub(super) struct Attempt<'a> {
     /// The user's status when loaded (recorded before → after for user operations).
     status_before: Option<String>,
     track_status: bool,
+    /// Set by [`Attempt::sending`]: the change is announced to the trail (crash safety).
+    unfinished: Option<crate::audit::unfinished::Unfinished>,
 }
 
 pub(super) fn target_of(user: &User) -> Target {
@@ -43,6 +45,7 @@ impl<'a> Attempt<'a> {
             target: Target::default(),
             status_before: None,
             track_status: false,
+            unfinished: None,
         }
     }
 
@@ -66,6 +69,28 @@ impl<'a> Attempt<'a> {
     pub(super) fn on_user(&mut self, user: &User) {
         self.target = target_of(user);
         self.status_before = Some(user.status.as_str().to_string());
+    }
+
+    /// Right before the change is sent to Okta: announces it to the audit trail, so that a
+    /// process that dies during the call still leaves a record (outcome `unknown`). If even
+    /// that cannot be written, nothing is sent.
+    pub(super) async fn sending(&mut self) -> Result<(), OpError> {
+        let event = self.unchanged(self.event(Outcome::Unknown));
+        self.unfinished = Some(
+            self.ops
+                .audit
+                .begin(event)
+                .await
+                .map_err(OpError::Unrecorded)?,
+        );
+        Ok(())
+    }
+
+    async fn write(&self, event: NewEvent) -> anyhow::Result<i64> {
+        self.ops
+            .audit
+            .record_finishing(event, self.unfinished.as_ref())
+            .await
     }
 
     fn event(&self, outcome: Outcome) -> NewEvent {
@@ -94,7 +119,7 @@ impl<'a> Attempt<'a> {
     /// A guard refused: recorded as denied; if that cannot be recorded the request fails.
     pub(super) async fn refused(&self, refusal: Refusal, user: Option<User>) -> OpError {
         let event = self.unchanged(self.event(Outcome::Denied).detail(refusal.message()));
-        match self.ops.audit.record(event).await {
+        match self.write(event).await {
             Ok(_) => OpError::Refused {
                 refusal,
                 user: user.map(Box::new),
@@ -114,7 +139,7 @@ impl<'a> Attempt<'a> {
             .event(Outcome::Failure)
             .okta(error.request_id.clone(), error.code.clone())
             .detail(detail.unwrap_or_else(|| error.summary.clone()));
-        match self.ops.audit.record(self.unchanged(event)).await {
+        match self.write(self.unchanged(event)).await {
             Ok(_) => OpError::Okta {
                 error: Box::new(error),
                 user: user.map(Box::new),
@@ -135,7 +160,7 @@ impl<'a> Attempt<'a> {
         if self.track_status || done.status_after.is_some() {
             event = event.statuses(self.status_before.clone(), done.status_after.clone());
         }
-        let recorded = match self.ops.audit.record(event).await {
+        let recorded = match self.write(event).await {
             Ok(id) => Recorded::Yes(id),
             Err(e) => {
                 tracing::error!(

@@ -65,7 +65,7 @@ impl Ops {
                 registration.first_name, registration.last_name
             )),
         };
-        let attempt = Attempt::new(self, principal, Op::Register, Some(&why)).on_target(target);
+        let mut attempt = Attempt::new(self, principal, Op::Register, Some(&why)).on_target(target);
         if let Err(refusal) = guard::permission(principal, &self.policy, Op::Register.permission())
         {
             return Err(attempt.refused(refusal, None).await);
@@ -105,6 +105,7 @@ impl Ops {
             group_ids: new.group_ids,
             activate: true,
         };
+        attempt.sending().await?;
         match self.okta.create_user(&request).await {
             Ok(created) => {
                 let user = created.body;
@@ -158,6 +159,7 @@ impl Ops {
         if let Some(refusal) = self.recovery_refusal(&user, &groups, group_names) {
             return nothing(attempt.refused(refusal, Some(user)).await);
         }
+        attempt.sending().await?;
         match self
             .okta
             .lifecycle(&user.id, Lifecycle::ResetPassword, Some(true))

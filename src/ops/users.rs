@@ -194,7 +194,8 @@ impl Ops {
             login: Some(new.login.clone()),
             name: Some(format!("{} {}", new.first_name, new.last_name)),
         };
-        let attempt = Attempt::new(self, principal, Op::CreateUser, Some(why)).on_target(snapshot);
+        let mut attempt =
+            Attempt::new(self, principal, Op::CreateUser, Some(why)).on_target(snapshot);
         if let Err(refusal) =
             guard::permission(principal, &self.policy, Op::CreateUser.permission())
         {
@@ -214,6 +215,7 @@ impl Ops {
             group_ids: new.group_ids,
             activate: new.activate,
         };
+        attempt.sending().await?;
         match self.okta.create_user(&request).await {
             Ok(created) => {
                 let user = created.body;
@@ -302,6 +304,7 @@ impl Ops {
         let changes = self.profile_changes(&user, update)?;
         let names: Vec<&str> = changes.keys().map(String::as_str).collect();
         let detail = format!("changed {}", names.join(", "));
+        attempt.sending().await?;
         match self.okta.update_profile(&user.id, changes.clone()).await {
             Ok(updated) => {
                 let success = Success {

@@ -23,7 +23,7 @@ impl AuditRecord {
     pub fn outcome_class(&self) -> &'static str {
         match self.outcome.as_str() {
             "success" => "ok",
-            "denied" => "warn",
+            "denied" | "unknown" => "warn",
             _ => "bad",
         }
     }

@@ -25,7 +25,7 @@ pub struct Options {
 fn options() -> Options {
     Options {
         actions: Action::ALL.iter().map(|a| a.as_str()).collect(),
-        outcomes: vec!["success", "failure", "denied"],
+        outcomes: vec!["success", "failure", "denied", "unknown"],
     }
 }
 
