@@ -30,8 +30,13 @@ pub async fn spawn() -> TestApp {
 
 /// A client_credentials token from the simulator, for a client registered with `scopes`.
 pub async fn token(t: &TestApp, client: &str, scopes: &[&str]) -> String {
+    token_from(&t.sim, client, scopes).await
+}
+
+/// The same from any running simulator.
+pub async fn token_from(sim: &okta_sim::RunningSim, client: &str, scopes: &[&str]) -> String {
     let secret = format!("{client}-secret");
-    t.sim().register_client(SimClient {
+    sim.state.register_client(SimClient {
         id: client.into(),
         secret: secret.clone(),
         name: client.into(),
@@ -41,7 +46,7 @@ pub async fn token(t: &TestApp, client: &str, scopes: &[&str]) -> String {
         service_scopes: scopes.iter().map(|s| s.to_string()).collect(),
     });
     let response = reqwest::Client::new()
-        .post(format!("{}/v1/token", t.sim.issuer()))
+        .post(format!("{}/v1/token", sim.issuer()))
         .basic_auth(client, Some(secret))
         .form(&[
             ("grant_type", "client_credentials"),

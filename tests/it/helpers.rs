@@ -52,6 +52,26 @@ pub async fn test_database_url() -> String {
     }
 }
 
+/// ACTIVE seeded end users who are neither demo accounts nor protected, in id order.
+pub fn plain_active_users(sim: &SimState) -> Vec<String> {
+    let store = sim.store();
+    let mut ids: Vec<String> = store
+        .users
+        .values()
+        .filter(|u| {
+            u.status == okta_sim::UserStatus::Active
+                && ![AGENT, MANAGER, VIEWER].contains(&u.login.as_str())
+                && !store
+                    .group_names(u)
+                    .iter()
+                    .any(|g| g == "Executives" || g == "Portal-Admins")
+        })
+        .map(|u| u.id.clone())
+        .collect();
+    ids.sort();
+    ids
+}
+
 impl TestApp {
     pub async fn spawn() -> TestApp {
         Self::spawn_with(|_| {}).await
@@ -110,19 +130,9 @@ impl TestApp {
 
     /// An ACTIVE seeded end user who is neither a demo account nor protected.
     pub fn plain_active_user(&self) -> String {
-        let store = self.sim().store();
-        store
-            .users
-            .values()
-            .find(|u| {
-                u.status == okta_sim::UserStatus::Active
-                    && ![AGENT, MANAGER, VIEWER].contains(&u.login.as_str())
-                    && !store
-                        .group_names(u)
-                        .iter()
-                        .any(|g| g == "Executives" || g == "Portal-Admins")
-            })
-            .map(|u| u.id.clone())
+        plain_active_users(self.sim())
+            .into_iter()
+            .next()
             .expect("a plain active user in the seed")
     }
 

@@ -11,6 +11,7 @@ mod api_matrix;
 mod auth;
 mod browser;
 mod cli;
+mod crash;
 mod csrf;
 mod factors;
 mod faults;
