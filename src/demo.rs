@@ -71,6 +71,7 @@ pub fn config_for_simulator(
             oauth: None,
             timeout_seconds: 10,
             max_retry_wait_seconds: 2,
+            budget: Default::default(),
         },
         database: DatabaseConfig {
             url: database_url,

@@ -279,7 +279,7 @@ pub fn okta_status(kind: OktaErrorKind) -> StatusCode {
         OktaErrorKind::NotFound => StatusCode::NOT_FOUND,
         OktaErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
         OktaErrorKind::NotAllowed => StatusCode::CONFLICT,
-        OktaErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        OktaErrorKind::RateLimited | OktaErrorKind::Busy => StatusCode::TOO_MANY_REQUESTS,
         OktaErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
         OktaErrorKind::Unauthorized
         | OktaErrorKind::Forbidden

@@ -1,5 +1,6 @@
 //! The Okta Management API client. No web framework types in here.
 
+pub mod budget;
 pub mod client;
 pub mod config;
 pub mod error;

@@ -218,6 +218,7 @@ pub(crate) async fn test_ops(users: UsersConfig) -> Ops {
             oauth: None,
             timeout_seconds: 1,
             max_retry_wait_seconds: 0,
+            budget: Default::default(),
         },
     )
     .unwrap();

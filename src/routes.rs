@@ -104,5 +104,6 @@ pub fn router(state: AppState, sessions: SessionManagerLayer<DbSessionStore>) ->
             }),
         )
         .layer(from_fn_with_state(http, security::request_id))
+        .layer(from_fn(security::requester_scope))
         .with_state(state)
 }

@@ -299,6 +299,7 @@ pub async fn gate(State(api): State<ApiState>, request: Request, next: Next) -> 
     parts.extensions.insert(Service {
         principal: principal.clone(),
     });
+    crate::okta::budget::set_requester(&principal.subject);
     let on_behalf = principal.subject.clone();
     let run = next.run(Request::from_parts(parts, body));
     let mut response = crate::okta::client::ON_BEHALF_OF

@@ -214,6 +214,7 @@ impl From<OktaError> for ApiProblem {
             OktaErrorKind::Invalid => (StatusCode::UNPROCESSABLE_ENTITY, "okta_validation"),
             OktaErrorKind::NotAllowed => (StatusCode::CONFLICT, "okta_conflict"),
             OktaErrorKind::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "okta_rate_limited"),
+            OktaErrorKind::Busy => (StatusCode::TOO_MANY_REQUESTS, "okta_busy"),
             OktaErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, "okta_timeout"),
             OktaErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "okta_unavailable"),
             _ => (StatusCode::BAD_GATEWAY, "okta_failed"),
@@ -222,7 +223,7 @@ impl From<OktaError> for ApiProblem {
         if e.kind == OktaErrorKind::Invalid {
             p.errors = fields(crate::ops::users::okta_field_errors(&e));
         }
-        if e.kind == OktaErrorKind::RateLimited {
+        if matches!(e.kind, OktaErrorKind::RateLimited | OktaErrorKind::Busy) {
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             let wait = e.reset_at.map_or(60, |at| (at - now).clamp(1, 3600));
             p = p.header(header::RETRY_AFTER, wait.to_string());

@@ -130,6 +130,7 @@ where
             }
         }
         let principal = Principal::agent(&agent, &Arc::<Policy>::from_ref(state), meta);
+        crate::okta::budget::set_requester(&principal.subject);
         Ok(Agent {
             data: agent,
             session,

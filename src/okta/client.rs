@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::budget::Kind;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -114,6 +115,8 @@ pub struct OktaClient {
     max_retry_wait: Duration,
     /// Last rate-limit state per bucket (method + path shape).
     budget: Mutex<HashMap<String, RateLimit>>,
+    /// The portal's rations of Okta's buckets and concurrency (see `budget`).
+    rations: super::budget::Budget,
 }
 
 #[derive(Serialize)]
@@ -137,22 +140,30 @@ fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// The bucket a path belongs to: ids replaced so that all users share one bucket.
+/// The rate-limit bucket a call counts against, as Okta groups its endpoints (OKTA-FACTS §3:
+/// per method, exact endpoint group first, otherwise the longest prefix): ids and logins become
+/// `{id}`, operations below a user's sub-resource (`/lifecycle/suspend`, `/factors/{fid}/verify`)
+/// share that sub-resource's bucket, a user's groups count as reading the user, and every group
+/// read counts against `GET /api/v1/groups`.
 fn bucket(method: &Method, path: &str) -> String {
-    let shape: Vec<&str> = path
+    let is_id = |seg: &str| seg.len() >= 15 || seg.contains('@') || seg.contains('%');
+    let segs: Vec<&str> = path
+        .trim_start_matches("/api/v1/")
         .split('/')
-        .enumerate()
-        .map(|(i, seg)| {
-            // /api/v1/{resource}/{id}/...: every segment after a resource name that looks
-            // like an id or a login.
-            if i >= 4 && (seg.len() >= 15 || seg.contains('@') || seg.contains('%')) {
-                "{id}"
-            } else {
-                seg
-            }
-        })
+        .filter(|s| !s.is_empty())
         .collect();
-    format!("{method} {}", shape.join("/"))
+    let template = match (method.as_str(), segs.as_slice()) {
+        ("GET", ["groups", ..]) => "groups".to_string(),
+        ("GET", ["users", id, "groups"]) if is_id(id) => "users/{id}".to_string(),
+        (_, ["groups", g, "users", u]) if is_id(g) && is_id(u) => {
+            "groups/{id}/users/{userId}".into()
+        }
+        (_, [resource]) => resource.to_string(),
+        (_, [resource, id]) if is_id(id) => format!("{resource}/{{id}}"),
+        (_, [resource, id, sub, ..]) if is_id(id) => format!("{resource}/{{id}}/{sub}"),
+        _ => segs.join("/"),
+    };
+    format!("{method} /api/v1/{template}")
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -256,6 +267,7 @@ impl OktaClient {
             timeout: Duration::from_secs(config.timeout_seconds),
             max_retry_wait: Duration::from_secs(config.max_retry_wait_seconds),
             budget: Mutex::new(HashMap::new()),
+            rations: super::budget::Budget::new(&config.budget),
         })
     }
 
@@ -381,25 +393,23 @@ impl OktaClient {
         request: OktaRequest,
     ) -> Result<OktaResponse<T>, OktaError> {
         let key = bucket(&request.method, &request.path);
-        if let Some(limit) = self.budget.lock().ok().and_then(|b| b.get(&key).copied())
-            && limit.remaining == 0
-            && limit.reset > now_unix()
-            && !request.idempotent()
-        {
-            // The window is spent: do not spend a write on a certain 429.
-            let mut e = OktaError::new(OktaErrorKind::RateLimited, "rate-limit window exhausted");
-            e.reset_at = Some(limit.reset);
-            return Err(e);
-        }
+        let kind = if request.idempotent() {
+            Kind::Read
+        } else {
+            Kind::Write
+        };
         let mut retry_for: Option<String> = None;
         let mut attempt = 0u32;
         let mut token_renewed = false;
         loop {
             attempt += 1;
-            match self
+            // Nothing is sent that the budget has no room for (see `budget`).
+            let permit = self.rations.acquire(&key, kind).await.map_err(busy)?;
+            let sent = self
                 .send_once::<T>(&request, &key, retry_for.as_deref(), attempt - 1)
-                .await
-            {
+                .await;
+            drop(permit);
+            match sent {
                 Ok(r) => return Ok(r),
                 Err((e, _))
                     if e.kind == OktaErrorKind::Unauthorized
@@ -485,6 +495,7 @@ impl OktaClient {
                     "Okta rate limit nearly spent"
                 );
             }
+            self.rations.observe(bucket_key, limit);
             if let Ok(mut budget) = self.budget.lock() {
                 budget.insert(bucket_key.to_string(), limit);
             }
@@ -544,6 +555,13 @@ impl OktaClient {
     }
 }
 
+/// The portal's own refusal to spend more of Okta's budget.
+fn busy(b: super::budget::Busy) -> OktaError {
+    let mut e = OktaError::new(OktaErrorKind::Busy, "the portal's Okta budget is spent");
+    e.reset_at = Some(b.retry_after);
+    e
+}
+
 fn transport_error(e: reqwest::Error) -> OktaError {
     if e.is_timeout() {
         OktaError::new(OktaErrorKind::Timeout, "Okta did not answer in time")
@@ -564,7 +582,29 @@ mod tests {
                 &Method::POST,
                 "/api/v1/users/00u1a2b3c4D5e6F7g8h9/lifecycle/suspend"
             ),
-            "POST /api/v1/users/{id}/lifecycle/suspend"
+            "POST /api/v1/users/{id}/lifecycle"
+        );
+        assert_eq!(
+            bucket(&Method::GET, "/api/v1/users/00u1a2b3c4D5e6F7g8h9/groups"),
+            "GET /api/v1/users/{id}"
+        );
+        assert_eq!(
+            bucket(
+                &Method::POST,
+                "/api/v1/users/00u1a2b3c4D5e6F7g8h9/factors/ufs1a2b3c4D5e6F7g8h9/verify"
+            ),
+            "POST /api/v1/users/{id}/factors"
+        );
+        assert_eq!(
+            bucket(&Method::GET, "/api/v1/groups/00g1a2b3c4D5e6F7g8h9/users"),
+            "GET /api/v1/groups"
+        );
+        assert_eq!(
+            bucket(
+                &Method::PUT,
+                "/api/v1/groups/00g1a2b3c4D5e6F7g8h9/users/00u1a2b3c4D5e6F7g8h9"
+            ),
+            "PUT /api/v1/groups/{id}/users/{userId}"
         );
         assert_eq!(
             bucket(&Method::GET, "/api/v1/users/ada%40example.com"),

@@ -23,6 +23,9 @@ pub struct OktaConfig {
     /// Longest wait for a rate-limit window to reset before retrying a read.
     #[serde(default = "default_retry_wait")]
     pub max_retry_wait_seconds: u64,
+    /// How much of Okta's rate limits the portal may use, and how it rations them.
+    #[serde(default)]
+    pub budget: super::budget::BudgetConfig,
 }
 
 fn default_okta_timeout() -> u64 {
@@ -80,6 +83,7 @@ impl OktaConfig {
         if self.timeout_seconds == 0 {
             problems.push("okta.timeout_seconds must be at least 1".to_string());
         }
+        problems.extend(self.budget.problems());
         problems
     }
 }

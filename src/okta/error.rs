@@ -15,6 +15,8 @@ pub enum OktaErrorKind {
     NotAllowed,
     /// E0000047 / 429.
     RateLimited,
+    /// Not sent: the portal's share of Okta's rate limit is spent for now (see `budget`).
+    Busy,
     /// E0000011 / 401: the portal's credentials for Okta are wrong.
     Unauthorized,
     /// E0000005, E0000006 / 403: the portal's Okta credentials lack a privilege.
@@ -136,6 +138,11 @@ impl OktaError {
                 self.summary.trim_end_matches('.')
             ),
             OktaErrorKind::RateLimited => "Okta is rate-limiting the portal. Wait a minute and try again.".into(),
+            OktaErrorKind::Busy => {
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                let wait = self.reset_at.map_or(1, |at| (at - now).max(1));
+                format!("Okta is busy — try again in {wait} s.")
+            }
             OktaErrorKind::Unauthorized | OktaErrorKind::Forbidden => {
                 "The portal's access to Okta was refused. An administrator must check the portal's Okta credentials.".into()
             }

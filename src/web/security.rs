@@ -130,6 +130,18 @@ pub fn export_allowed(headers: &HeaderMap) -> bool {
     }
 }
 
+/// Gives every request a slot that the front ends fill with who it is for, so that the Okta
+/// budget can ration reads per agent and client (see `okta::budget`).
+pub async fn requester_scope(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let slot = std::sync::Arc::new(std::sync::Mutex::new(None));
+    crate::okta::budget::REQUESTER
+        .scope(slot, next.run(request))
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

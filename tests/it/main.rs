@@ -10,6 +10,7 @@ mod api;
 mod api_matrix;
 mod auth;
 mod browser;
+mod budget;
 mod cli;
 mod crash;
 mod csrf;

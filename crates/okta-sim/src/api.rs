@@ -344,6 +344,8 @@ pub struct RateLimits {
     pub limits: HashMap<String, u32>,
     /// Bucket → (window start, epoch seconds; requests counted in the window).
     windows: HashMap<String, (i64, u32)>,
+    /// 429s answered because a bucket was spent, since start.
+    pub refused: u64,
 }
 
 impl RateLimits {
@@ -374,6 +376,8 @@ impl RateLimits {
         let allowed = window.1 < limit;
         if allowed {
             window.1 += 1;
+        } else {
+            self.refused += 1;
         }
         RateDecision {
             limit,

@@ -207,6 +207,11 @@ impl SimState {
     }
 
     /// Sets the ceiling of every bucket without its own limit (default 600).
+    /// How many requests the simulator refused with 429 because their bucket was spent.
+    pub fn rate_limited_answers(&self) -> u64 {
+        self.ops().rate_limits.refused
+    }
+
     pub fn set_default_rate_limit(&self, limit: u32) {
         self.ops().rate_limits.set_default(limit);
     }
