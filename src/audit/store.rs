@@ -4,9 +4,18 @@ use time::OffsetDateTime;
 
 use super::dialect::{Dialect, on_pool};
 use super::row::{INSERT_COLUMNS, ROLLUP_UPSERT, Rollup, RowContent, add_to_rollup, write_rollup};
-use super::unfinished::{self, Finishing, Unfinished};
 use super::{ActivityFilter, AuditRecord, NewEvent, format_timestamp, throttle};
 use crate::db::Database;
+
+/// Removes a finished row of `audit_unfinished` (either backend; `?` placeholders).
+const REMOVE_UNFINISHED: &str = "DELETE FROM audit_unfinished WHERE id = ?";
+
+/// The unfinished row an append removes; `must_exist` when the append is the recovery, which
+/// another instance may have done first.
+pub(super) struct Finishing<'a> {
+    pub id: &'a str,
+    pub must_exist: bool,
+}
 
 #[derive(Clone)]
 pub struct AuditStore {
@@ -42,22 +51,18 @@ impl AuditStore {
     /// decide what a failure means for their response; the failure is always logged here.
     /// Returns the new record's id.
     pub async fn record(&self, event: NewEvent) -> anyhow::Result<i64> {
-        self.record_finishing(event, None).await
+        self.record_with(event, None).await
     }
 
-    /// Appends the record of a change announced with [`AuditStore::begin`], removing its
-    /// unfinished row in the same transaction.
-    pub async fn record_finishing(
+    /// Appends the record of `event`, removing the unfinished row it finishes (if any) in the
+    /// same transaction.
+    pub(super) async fn record_with(
         &self,
         event: NewEvent,
-        unfinished: Option<&Unfinished>,
+        finishing: Option<Finishing<'_>>,
     ) -> anyhow::Result<i64> {
         let now = OffsetDateTime::now_utc();
         let content = RowContent::from_event(&event, format_timestamp(now));
-        let finishing = unfinished.map(|u| Finishing {
-            id: u.id(),
-            must_exist: false,
-        });
         let result = self
             .append(&content, finishing)
             .await
@@ -90,7 +95,7 @@ impl AuditStore {
         let move_head =
             d.sql("UPDATE audit_chain SET last_id = ?, last_hash = ?, row_count = ? WHERE id = 1");
         let upsert = d.sql(ROLLUP_UPSERT);
-        let remove = d.sql(unfinished::REMOVE);
+        let remove = d.sql(REMOVE_UNFINISHED);
         let mut rollup = Rollup::new();
         add_to_rollup(&mut rollup, content);
         on_pool!(&self.db, |pool| {

@@ -15,11 +15,8 @@ use time::OffsetDateTime;
 
 use super::dialect::{Dialect, on_pool};
 use super::row::RowContent;
-use super::store::AuditStore;
+use super::store::{AuditStore, Finishing};
 use super::{NewEvent, Outcome, format_timestamp};
-
-/// Removes a finished row (either backend; `?` placeholders).
-pub(super) const REMOVE: &str = "DELETE FROM audit_unfinished WHERE id = ?";
 
 /// What a record for a crashed change says.
 pub const DETAIL: &str = "The portal stopped while this change was being sent to Okta: whether \
@@ -38,18 +35,25 @@ impl Unfinished {
     }
 }
 
-/// The unfinished row an append removes; `must_exist` when the append is the recovery, which
-/// another instance may have done first.
-pub(super) struct Finishing<'a> {
-    pub id: &'a str,
-    pub must_exist: bool,
-}
-
 fn now_unix() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
 impl AuditStore {
+    /// Appends the record of a change announced with [`AuditStore::begin`], removing its
+    /// unfinished row in the same transaction.
+    pub async fn record_finishing(
+        &self,
+        event: NewEvent,
+        unfinished: Option<&Unfinished>,
+    ) -> anyhow::Result<i64> {
+        let finishing = unfinished.map(|u| Finishing {
+            id: u.id(),
+            must_exist: false,
+        });
+        self.record_with(event, finishing).await
+    }
+
     /// Announces a change before it is sent to Okta. `event` is the record it gets if the
     /// process dies before the outcome is known (its outcome is set to `unknown` here).
     pub async fn begin(&self, mut event: NewEvent) -> anyhow::Result<Unfinished> {

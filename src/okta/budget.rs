@@ -23,7 +23,13 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::client::RateLimit;
+/// The rate-limit headers of an answer: `X-Rate-Limit-Limit/Remaining/Reset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub limit: u64,
+    pub remaining: u64,
+    pub reset: i64,
+}
 
 tokio::task_local! {
     /// Who the current request is for (an agent's `sub` or a client id), filled in by the

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::budget::Kind;
+use super::budget::{Kind, RateLimit};
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -31,14 +31,6 @@ pub struct ServiceApp {
     key: jsonwebtoken::EncodingKey,
     scopes: Vec<String>,
     token: tokio::sync::Mutex<Option<(SecretString, Instant)>>,
-}
-
-/// The rate-limit headers of the last response in a bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
-    pub limit: u64,
-    pub remaining: u64,
-    pub reset: i64,
 }
 
 /// A successful answer.
