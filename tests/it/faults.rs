@@ -374,12 +374,25 @@ async fn a_mixed_workload_under_okta_faults_fails_plainly_and_is_audited_once() 
             );
         }
     }
+    // Per login: no create reached Okta twice (the simulator's log holds each POST's body).
     let sent = t.sim().requests("POST", "/api/v1/users");
-    let create_calls = sent.iter().filter(|r| r.path == "/api/v1/users").count();
-    assert!(
-        create_calls <= creates,
-        "{create_calls} creates reached Okta for {creates} attempts"
-    );
+    let mut per_login = std::collections::BTreeMap::<String, usize>::new();
+    for r in sent.iter().filter(|r| r.path == "/api/v1/users") {
+        let body: serde_json::Value =
+            serde_json::from_slice(r.body.as_deref().expect("a recorded create body"))
+                .expect("a JSON create body");
+        let login = body["profile"]["login"].as_str().unwrap_or_default();
+        *per_login.entry(login.to_string()).or_default() += 1;
+    }
+    assert!(!per_login.is_empty(), "some creates reached Okta");
+    for (login, sends) in &per_login {
+        assert!(login.starts_with("fault.load."), "{login}");
+        assert_eq!(
+            *sends, 1,
+            "the create of {login} reached Okta {sends} times"
+        );
+    }
+    assert!(per_login.len() <= creates);
     let audit = t.audit().await;
     let count = |actions: &[&str]| {
         audit

@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -572,6 +572,33 @@ pub struct RecordedRequest {
     pub query: Option<String>,
     pub headers: HeaderMap,
     pub request_id: String,
+    /// The body of a POST or PUT (up to [`MAX_RECORDED_BODY`] bytes), so that tests can tell
+    /// which user a create was for.
+    pub body: Option<Bytes>,
+}
+
+/// The largest body a recorded request keeps; a larger one (or one without `Content-Length`)
+/// is passed on untouched and recorded without its body.
+const MAX_RECORDED_BODY: usize = 1 << 20;
+
+/// Reads a POST or PUT body to record it, and gives the request back with the same body.
+async fn with_body(request: Request) -> (Request, Option<Bytes>) {
+    let small = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .is_some_and(|n| n <= MAX_RECORDED_BODY);
+    if !matches!(*request.method(), Method::POST | Method::PUT) || !small {
+        return (request, None);
+    }
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, MAX_RECORDED_BODY).await {
+        Ok(bytes) => (
+            Request::from_parts(parts, Body::from(bytes.clone())),
+            Some(bytes),
+        ),
+        Err(_) => (Request::from_parts(parts, Body::empty()), None),
+    }
 }
 
 const MAX_RECORDED: usize = 5000;
@@ -660,7 +687,8 @@ fn no_cache(headers: &mut HeaderMap) {
 
 /// Records the request, applies injected faults, and for `/api/v1` enforces rate limits,
 /// the 411 rule and authentication before the handler runs.
-pub async fn gate(State(state): State<SimState>, mut request: Request, next: Next) -> Response {
+pub async fn gate(State(state): State<SimState>, request: Request, next: Next) -> Response {
+    let (mut request, body) = with_body(request).await;
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let query = request.uri().query().map(str::to_string);
@@ -677,6 +705,7 @@ pub async fn gate(State(state): State<SimState>, mut request: Request, next: Nex
             query: query.clone(),
             headers: request.headers().clone(),
             request_id: request_id.clone(),
+            body,
         });
         ops.take_fault(&method, &path)
     };
