@@ -44,6 +44,8 @@ pub struct Config {
     pub http: crate::web::security::HttpConfig,
     #[serde(default)]
     pub api: crate::api::config::ApiConfig,
+    #[serde(default)]
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 /// The audit trail's retention. Nothing is deleted automatically: `audit prune` without
@@ -151,6 +153,7 @@ impl Config {
         problems.extend(self.session.problems());
         problems.extend(self.mfa.problems());
         problems.extend(self.users.problems());
+        problems.extend(self.cluster.problems());
         if self.audit.retention_days == Some(0) {
             problems.push(
                 "audit.retention_days must be at least 1 (or left out to keep everything)"

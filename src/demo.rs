@@ -91,6 +91,7 @@ pub fn config_for_simulator(
         mfa: Default::default(),
         http: Default::default(),
         api: crate::api::demo_config(),
+        cluster: Default::default(),
     })
 }
 

@@ -43,7 +43,9 @@ impl Application {
         let public_base = config.public_base(addr);
         let http = http_client()?;
         let db = Database::connect(&config.database).await?;
-        let okta = OktaClient::new(http.clone(), &config.okta)?;
+        let shared = crate::cluster::Shared::connect(&config.cluster).await?;
+        let mut okta = OktaClient::new(http.clone(), &config.okta)?;
+        okta.share_budget(shared.clone());
         let oidc = Arc::new(Oidc::new(http, config.oidc.clone(), &public_base)?);
         let sessions = DbSessionStore::new(
             &db,
@@ -95,6 +97,7 @@ impl Application {
             ops: Arc::new(ops),
             db,
             public_base,
+            shared,
         };
         let router = crate::routes::router(state.clone(), session_layer);
         Ok(Application {

@@ -27,6 +27,8 @@ pub struct AppState {
     pub db: Database,
     /// The URL people use to reach the portal.
     pub public_base: Url,
+    /// What the instances share (Redis), or this instance's own limits.
+    pub shared: crate::cluster::Shared,
 }
 
 macro_rules! substates {
@@ -48,4 +50,5 @@ substates! {
     okta: Arc<OktaClient>,
     audit: AuditStore,
     ops: Arc<Ops>,
+    shared: crate::cluster::Shared,
 }

@@ -13,8 +13,10 @@
 //! Reads are also rationed per requester (agent or client, [`REQUESTER`]): while others wait,
 //! one requester may use at most `requester_share_percent` of a bucket's reads.
 //!
-//! The state is per instance; several instances each take their share of the share (see
-//! `instances`).
+//! With `[cluster] redis_url` every instance takes from one window in Redis
+//! (`cluster::budget`); without it, or while Redis does not answer, each instance keeps its own
+//! and takes `1/instances` of the share. The concurrency cap is always per instance
+//! (`1/instances` of it).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -22,6 +24,9 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::cluster::Shared;
+use crate::cluster::budget::{BudgetRules, Take};
 
 /// The rate-limit headers of an answer: `X-Rate-Limit-Limit/Remaining/Reset`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,6 +170,9 @@ pub struct Permit {
 #[derive(Debug)]
 pub struct Budget {
     config: BudgetConfig,
+    /// The budget all instances share, when Redis is configured; the local windows stand in
+    /// whenever it does not answer (each instance then keeps to its part, see `instances`).
+    shared: Option<Shared>,
     windows: Mutex<HashMap<String, Window>>,
     /// Requesters waiting for reads, per bucket.
     waiting: Mutex<HashMap<String, HashMap<String, usize>>>,
@@ -185,10 +193,52 @@ impl Budget {
             / config.instances.max(1);
         Budget {
             config: config.clone(),
+            shared: None,
             windows: Mutex::new(HashMap::new()),
             waiting: Mutex::new(HashMap::new()),
             slots: Arc::new(Semaphore::new(slots.max(1) as usize)),
         }
+    }
+
+    /// Takes from the window all instances share (see `cluster`) instead of this instance's own.
+    pub fn share_with(&mut self, shared: Shared) {
+        if shared.configured() {
+            self.shared = Some(shared);
+        }
+    }
+
+    /// Takes one call from the shared window when Redis answers, else from the local one.
+    async fn take(
+        &self,
+        bucket: &str,
+        kind: Kind,
+        who: Option<&str>,
+        waiting: bool,
+    ) -> Result<(), Busy> {
+        if let Some(shared) = &self.shared {
+            let take = Take {
+                bucket,
+                write: kind == Kind::Write,
+                requester: who,
+                waiting,
+            };
+            let rules = BudgetRules {
+                default_limit: self
+                    .config
+                    .limits
+                    .get(bucket)
+                    .copied()
+                    .unwrap_or(self.config.default_limit),
+                share_percent: self.config.share_percent,
+                write_reserve_percent: self.config.write_reserve_percent,
+                requester_share_percent: self.config.requester_share_percent,
+                wait_ms: self.config.read_wait_ms.max(100),
+            };
+            if let Some(answer) = shared.budget_take(take, &rules).await {
+                return answer.map_err(|reset| Busy { retry_after: reset });
+            }
+        }
+        self.try_take(bucket, kind, who)
     }
 
     /// The portal's caps in a window of `limit`: (all calls, reads).
@@ -210,7 +260,7 @@ impl Budget {
         let deadline = Instant::now() + wait;
         let mut queued = false;
         let result = loop {
-            match self.try_take(bucket, kind, who.as_deref()) {
+            match self.take(bucket, kind, who.as_deref(), queued).await {
                 Ok(()) => break Ok(()),
                 Err(busy) => {
                     let left = deadline.saturating_duration_since(Instant::now());
@@ -301,8 +351,18 @@ impl Budget {
         Ok(())
     }
 
-    /// Learns the bucket's window from an answer's rate-limit headers.
-    pub fn observe(&self, bucket: &str, seen: RateLimit) {
+    /// Learns the bucket's window from an answer's rate-limit headers, here and for all
+    /// instances.
+    pub async fn observe(&self, bucket: &str, seen: RateLimit) {
+        self.observe_local(bucket, seen);
+        if let Some(shared) = &self.shared {
+            shared
+                .budget_observe(bucket, seen.limit, seen.remaining, seen.reset)
+                .await;
+        }
+    }
+
+    fn observe_local(&self, bucket: &str, seen: RateLimit) {
         // Concurrency-limit answers carry Limit = Remaining = 0: not a window.
         if seen.limit == 0 {
             return;
@@ -358,7 +418,7 @@ mod tests {
     fn okta_remaining_is_a_ceiling_and_keeps_room_for_writes() {
         let b = budget(100);
         let reset = now_unix() + 30;
-        b.observe(
+        b.observe_local(
             "GET /api/v1/users",
             RateLimit {
                 limit: 100,
@@ -377,7 +437,7 @@ mod tests {
     fn a_new_okta_window_gives_the_budget_back() {
         let b = budget(100);
         while take(&b, Kind::Read, None) {}
-        b.observe(
+        b.observe_local(
             "GET /api/v1/users",
             RateLimit {
                 limit: 100,
@@ -417,7 +477,7 @@ mod tests {
     #[test]
     fn concurrency_answers_are_not_windows() {
         let b = budget(100);
-        b.observe(
+        b.observe_local(
             "GET /api/v1/users",
             RateLimit {
                 limit: 0,

@@ -377,6 +377,11 @@ impl OktaClient {
         ))
     }
 
+    /// Shares the Okta budget with the other instances through `shared` (Redis).
+    pub fn share_budget(&mut self, shared: crate::cluster::Shared) {
+        self.rations.share_with(shared);
+    }
+
     /// Sends a request and decodes the answer. Reads are retried once on a transient
     /// failure and after a 429 whose window resets within `max_retry_wait_seconds`.
     #[tracing::instrument(skip_all, fields(method = %request.method, path = ?request.path))]
@@ -477,7 +482,7 @@ impl OktaClient {
     }
 
     /// Keeps the bucket's rate-limit headers for the next request, and warns when it runs low.
-    fn note_rate_limit(&self, bucket_key: &str, headers: &HeaderMap) {
+    async fn note_rate_limit(&self, bucket_key: &str, headers: &HeaderMap) {
         if let Some(limit) = rate_limit(headers) {
             if limit.limit > 0 && limit.remaining * 10 < limit.limit {
                 tracing::warn!(
@@ -487,7 +492,7 @@ impl OktaClient {
                     "Okta rate limit nearly spent"
                 );
             }
-            self.rations.observe(bucket_key, limit);
+            self.rations.observe(bucket_key, limit).await;
             if let Ok(mut budget) = self.budget.lock() {
                 budget.insert(bucket_key.to_string(), limit);
             }
@@ -516,7 +521,7 @@ impl OktaClient {
         let status = response.status();
         let headers = response.headers().clone();
         let request_id = header_str(&headers, "x-okta-request-id").map(str::to_string);
-        self.note_rate_limit(bucket_key, &headers);
+        self.note_rate_limit(bucket_key, &headers).await;
         let bytes = response
             .bytes()
             .await

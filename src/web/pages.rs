@@ -83,7 +83,9 @@ pub async fn healthz() -> &'static str {
 
 /// Ready when the database answers and the provider's discovery document is loaded.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let (database, provider) = tokio::join!(state.db.ping(), state.oidc.ready());
+    let (database, provider, cluster) =
+        tokio::join!(state.db.ping(), state.oidc.ready(), state.shared.probe());
+    // A degraded cluster still serves (with limits per instance), so it stays ready.
     let status = if database && provider {
         StatusCode::OK
     } else {
@@ -92,7 +94,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
     (
         status,
-        axum::Json(json!({ "database": word(database), "provider": word(provider) })),
+        axum::Json(json!({
+            "database": word(database),
+            "provider": word(provider),
+            "cluster": cluster.as_str(),
+        })),
     )
         .into_response()
 }
