@@ -7,6 +7,7 @@ pub mod error;
 pub mod factors;
 pub mod logs;
 pub mod models;
+pub mod reads;
 pub mod search;
 pub mod users;
 

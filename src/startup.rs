@@ -98,6 +98,7 @@ impl Application {
             db,
             public_base,
             shared,
+            live_searches: Default::default(),
         };
         let router = crate::routes::router(state.clone(), session_layer);
         Ok(Application {

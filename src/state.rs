@@ -29,6 +29,8 @@ pub struct AppState {
     pub public_base: Url,
     /// What the instances share (Redis), or this instance's own limits.
     pub shared: crate::cluster::Shared,
+    /// Live searches, so that an agent's newer keystroke cancels the older search.
+    pub live_searches: Arc<crate::supersede::Supersede>,
 }
 
 macro_rules! substates {

@@ -80,6 +80,9 @@ pub struct BudgetConfig {
     pub default_limit: u32,
     /// Known limits per bucket (`"GET /api/v1/users" = 600`), used until Okta's first answer.
     pub limits: BTreeMap<String, u32>,
+    /// How long a search page is served again without asking Okta (0: never; identical
+    /// searches running at the same moment still share one call).
+    pub search_cache_seconds: u64,
 }
 
 impl Default for BudgetConfig {
@@ -94,6 +97,7 @@ impl Default for BudgetConfig {
             instances: 1,
             default_limit: 100,
             limits: BTreeMap::new(),
+            search_cache_seconds: 5,
         }
     }
 }

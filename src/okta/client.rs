@@ -97,6 +97,12 @@ impl OktaRequest {
     fn idempotent(&self) -> bool {
         self.method == Method::GET
     }
+
+    /// The request as one string (method, path and query in order), for the read cache.
+    pub fn cache_key(&self) -> String {
+        let query: Vec<String> = self.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("{} {}?{}", self.method, self.path, query.join("&"))
+    }
 }
 
 pub struct OktaClient {
@@ -109,6 +115,8 @@ pub struct OktaClient {
     budget: Mutex<HashMap<String, RateLimit>>,
     /// The portal's rations of Okta's buckets and concurrency (see `budget`).
     rations: super::budget::Budget,
+    /// Identical reads coalesced, search pages cached (see `reads`).
+    reads: super::reads::Reads,
 }
 
 #[derive(Serialize)]
@@ -260,6 +268,9 @@ impl OktaClient {
             max_retry_wait: Duration::from_secs(config.max_retry_wait_seconds),
             budget: Mutex::new(HashMap::new()),
             rations: super::budget::Budget::new(&config.budget),
+            reads: super::reads::Reads::new(Duration::from_secs(
+                config.budget.search_cache_seconds,
+            )),
         })
     }
 
@@ -377,6 +388,11 @@ impl OktaClient {
         ))
     }
 
+    /// The read cache and coalescing (see `reads`).
+    pub fn reads(&self) -> &super::reads::Reads {
+        &self.reads
+    }
+
     /// Shares the Okta budget with the other instances through `shared` (Redis).
     pub fn share_budget(&mut self, shared: crate::cluster::Shared) {
         self.rations.share_with(shared);
@@ -406,6 +422,10 @@ impl OktaClient {
                 .send_once::<T>(&request, &key, retry_for.as_deref(), attempt - 1)
                 .await;
             drop(permit);
+            if kind == Kind::Write {
+                // Whatever the answer, the user may have changed: drop what is stale.
+                self.reads.changed(&request.method, &request.path);
+            }
             match sent {
                 Ok(r) => return Ok(r),
                 Err((e, _))

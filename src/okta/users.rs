@@ -11,6 +11,7 @@ use super::models::{Group, LifecycleResult, User};
 use super::search::Search;
 
 /// One page of users and the cursor of the next page (taken from the `next` link only).
+#[derive(Debug, Clone)]
 pub struct UserPage {
     pub users: Vec<User>,
     pub next_after: Option<String>,
@@ -111,20 +112,33 @@ impl OktaClient {
         if let Some(sort_by) = query.sort_by {
             request = request.query("sortBy", sort_by).query("sortOrder", "asc");
         }
-        let response: OktaResponse<Vec<User>> = self.send(request).await?;
-        Ok(UserPage {
-            next_after: after_param(response.next.as_ref()),
-            users: response.body,
-            request_id: response.request_id,
-        })
+        self.user_page(request).await
     }
 
-    /// By id or login.
+    /// A page of users, shared with identical reads running now or a moment ago (`reads`).
+    async fn user_page(&self, request: OktaRequest) -> Result<UserPage, OktaError> {
+        let key = request.cache_key();
+        self.reads()
+            .page(key, async {
+                let response: OktaResponse<Vec<User>> = self.send(request).await?;
+                Ok(UserPage {
+                    next_after: after_param(response.next.as_ref()),
+                    users: response.body,
+                    request_id: response.request_id,
+                })
+            })
+            .await
+    }
+
+    /// By id or login; one call for concurrent reads of the same user.
     pub async fn get_user(&self, id_or_login: &str) -> Result<User, OktaError> {
-        Ok(self
-            .send(OktaRequest::get(user_path(id_or_login)))
-            .await?
-            .body)
+        let load = async {
+            Ok(self
+                .send(OktaRequest::get(user_path(id_or_login)))
+                .await?
+                .body)
+        };
+        self.reads().user(id_or_login, load).await
     }
 
     /// Creates a user. Never retried: a create must not be sent twice.
@@ -238,12 +252,7 @@ impl OktaClient {
         if let Some(after) = after {
             request = request.query("after", after);
         }
-        let response: OktaResponse<Vec<User>> = self.send(request).await?;
-        Ok(UserPage {
-            next_after: after_param(response.next.as_ref()),
-            users: response.body,
-            request_id: response.request_id,
-        })
+        self.user_page(request).await
     }
 
     pub async fn get_group(&self, group_id: &str) -> Result<Group, OktaError> {

@@ -94,3 +94,157 @@ async fn a_search_storm_at_three_times_the_limit_gets_no_okta_429_and_an_unlock_
     assert_eq!(t.sim().user(&locked).unwrap().status, UserStatus::Active);
     assert!(took < Duration::from_secs(2), "the unlock took {took:?}");
 }
+
+/// Requests the simulator received for `GET /api/v1/users` whose query mentions `needle`.
+fn searches_for(t: &TestApp, needle: &str) -> usize {
+    t.sim()
+        .requests("GET", "/api/v1/users")
+        .iter()
+        .filter(|r| r.path == "/api/v1/users" && r.query.as_deref().unwrap_or("").contains(needle))
+        .count()
+}
+
+#[tokio::test]
+async fn identical_concurrent_reads_are_one_okta_call() {
+    use okta_sim::{Fault, FaultKind};
+    let t = TestApp::spawn_with(|c| c.okta.budget.search_cache_seconds = 0).await;
+    let service = token(&t, SUPPORT, SUPPORT_SCOPES).await;
+    let agent = t.signed_in(AGENT).await;
+    let user = t.sim().user(&t.plain_active_user()).unwrap();
+    let (ada, q) = (user.id.clone(), user.login.clone());
+    let needle = q.split('@').next().unwrap().to_string();
+    let search_path = format!("/api/v1/users?q={q}");
+    // Okta takes 300 ms, so the reads below overlap.
+    t.sim().inject_fault(
+        Fault::new(
+            "GET",
+            "/api/v1/users",
+            FaultKind::Latency(Duration::from_millis(300)),
+        )
+        .times(1000),
+    );
+    let searches = futures_util::future::join_all(
+        (0..8).map(|_| call(&t, Method::GET, &search_path, Some(&service), None, &[])),
+    );
+    let user_path = format!("/api/v1/users/{ada}");
+    let reads = futures_util::future::join_all(
+        (0..8).map(|_| call(&t, Method::GET, &user_path, Some(&service), None, &[])),
+    );
+    let page_path = format!("/users?q={q}");
+    let pages = futures_util::future::join_all((0..4).map(|_| agent.get(&page_path)));
+    let (searches, reads, pages) = tokio::join!(searches, reads, pages);
+    t.sim().clear_faults();
+    for answer in searches.iter().chain(reads.iter()) {
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+    }
+    assert!(
+        searches
+            .iter()
+            .all(|s| s.body[0]["id"] == ada.as_str())
+    );
+    for page in &pages {
+        assert_eq!(page.status, 200);
+        assert!(page.body.contains(&user.last_name));
+    }
+    // The API's page size differs from the page's: one call for the 8 API searches, one for
+    // the 4 pages.
+    assert_eq!(searches_for(&t, &needle), 2, "12 searches, two Okta calls");
+    let user_reads = t
+        .sim()
+        .requests("GET", &user_path)
+        .iter()
+        .filter(|r| r.path == user_path)
+        .count();
+    assert_eq!(user_reads, 1, "8 reads of one user, one Okta call");
+    // Coalescing is not caching: the next search asks Okta again.
+    call(&t, Method::GET, &search_path, Some(&service), None, &[]).await;
+    assert_eq!(searches_for(&t, &needle), 3);
+}
+
+#[tokio::test]
+async fn search_pages_are_cached_briefly_and_dropped_when_the_portal_changes_a_user() {
+    let t = TestApp::spawn().await;
+    let agent = t.signed_in(AGENT).await;
+    let user = t.sim().user(&t.plain_active_user()).unwrap();
+    let (ada, needle) = (
+        user.id.clone(),
+        user.login.split('@').next().unwrap().to_string(),
+    );
+    let search = format!("/users?q={}", user.login);
+    let first = agent.get(&search).await;
+    assert!(first.body.contains("Active"));
+    agent.get(&search).await;
+    assert_eq!(
+        searches_for(&t, &needle),
+        1,
+        "the second search came from the cache"
+    );
+
+    // A change made by the portal drops the pages that hold the user.
+    let csrf = agent.csrf_token().await;
+    let form = [
+        ("_csrf", csrf.as_str()),
+        ("reason", "Customer asked for a pause"),
+        ("ticket", "SUP-7"),
+    ];
+    let done = agent
+        .post_form(&format!("/users/{ada}/suspend"), &form)
+        .await;
+    assert!(
+        done.status.is_redirection() || done.status == 200,
+        "{}",
+        done.body
+    );
+    let after = agent.get(&search).await;
+    assert_eq!(
+        searches_for(&t, &needle),
+        2,
+        "asked Okta again after the change"
+    );
+    assert!(after.body.contains("Suspended"), "{}", after.body);
+
+    // Without a change, the cache holds for search_cache_seconds (5 s) and then asks again.
+    agent.get(&search).await;
+    assert_eq!(searches_for(&t, &needle), 2);
+    tokio::time::sleep(Duration::from_millis(5200)).await;
+    agent.get(&search).await;
+    assert_eq!(searches_for(&t, &needle), 3);
+}
+
+#[tokio::test]
+async fn a_live_search_superseded_by_the_next_keystroke_never_reaches_okta() {
+    let t = TestApp::spawn_with(|c| {
+        c.okta.budget.read_wait_ms = 1500;
+        c.okta.budget.search_cache_seconds = 0;
+    })
+    .await;
+    // 10 a minute: the portal's half less the write reserve is 4 reads.
+    t.sim().set_rate_limit("GET /api/v1/users", 10);
+    let agent = t.signed_in(AGENT).await;
+    for i in 0..4 {
+        assert_eq!(agent.get(&format!("/users?q=spend{i}")).await.status, 200);
+    }
+    let older = async {
+        let started = Instant::now();
+        let page = agent.get_htmx("/users?q=lov").await;
+        (page, started.elapsed())
+    };
+    let newer = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        agent.get_htmx("/users?q=love").await
+    };
+    let ((older, took), newer) = tokio::join!(older, newer);
+    assert_eq!(older.status, 204, "superseded: {}", older.body);
+    assert!(
+        took < Duration::from_millis(1000),
+        "cancelled at once, not after the wait: {took:?}"
+    );
+    assert_eq!(
+        newer.status, 429,
+        "the budget is still spent: {}",
+        newer.body
+    );
+    assert!(newer.body.contains("Okta is busy"), "{}", newer.body);
+    assert_eq!(searches_for(&t, "lov"), 0, "neither search reached Okta");
+    assert_eq!(t.sim().rate_limited_answers(), 0);
+}

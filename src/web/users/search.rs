@@ -7,7 +7,7 @@ use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
-use crate::auth::extract::Require;
+use crate::auth::extract::{Authenticated, Require};
 use crate::auth::policy::perm;
 use axum::http::StatusCode;
 
@@ -264,13 +264,7 @@ pub async fn page(
     Query(params): Query<SearchParams>,
 ) -> Result<Response, AppError> {
     if htmx::wants_fragment(&headers) {
-        let (results, failure) = run_search(&state, &params).await;
-        let status = status_of(&results, failure);
-        let fragment = ResultsFragment {
-            results,
-            request_id: agent.meta().request_id.clone(),
-        };
-        return Ok((status, Html(fragment.render()?)).into_response());
+        return live_results(&state, &agent, &params).await;
     }
     let ctx = PageCtx::for_agent(&agent, "users").await?;
     let request_id = agent.meta().request_id.clone();
@@ -289,6 +283,27 @@ pub async fn page(
         request_id,
     };
     Ok((status_of(&page.results, failure), Html(page.render()?)).into_response())
+}
+
+/// The results fragment of a live search. A newer search of the same agent (another
+/// keystroke) cancels this one before it reaches Okta (or while Okta answers): it gets
+/// `204 No Content`, which htmx leaves unswapped.
+async fn live_results(
+    state: &AppState,
+    agent: &Require<perm::UsersRead>,
+    params: &SearchParams,
+) -> Result<Response, AppError> {
+    let search = run_search(state, params);
+    let who = &agent.principal().subject;
+    let Ok((results, failure)) = state.live_searches.run(who, search).await else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    let status = status_of(&results, failure);
+    let fragment = ResultsFragment {
+        results,
+        request_id: agent.meta().request_id.clone(),
+    };
+    Ok((status, Html(fragment.render()?)).into_response())
 }
 
 /// (id, name, selected) of every group, for the filter.

@@ -1,0 +1,146 @@
+//! Fewer Okta calls for the same read: identical concurrent reads (the same search page, the
+//! same user) become one call whose answer every caller gets, and search pages are kept for
+//! `okta.budget.search_cache_seconds` (default 5 s).
+//!
+//! Every principal who may search sees the same results (the portal reads Okta with one
+//! credential; who may search at all is decided before the call), so a page is cached per
+//! query alone. A change the portal makes to a user drops every cached page that holds that
+//! user, and a new user drops them all, so an agent never sees a search older than their own
+//! change. Changes made outside the portal show up within the cache time.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use moka::future::Cache;
+
+use super::error::OktaError;
+use super::models::User;
+use super::users::UserPage;
+
+/// Search pages kept at most (per instance).
+const MAX_PAGES: u64 = 2_000;
+
+pub struct Reads {
+    pages: Cache<String, Arc<UserPage>>,
+    /// Loads in flight: an entry lives only while its call runs (coalescing, not caching).
+    users: Cache<String, Arc<User>>,
+    cache_pages: bool,
+    pub(super) counts: ReadCounts,
+}
+
+/// What the coalescing and the cache saved (for metrics and tests).
+#[derive(Debug, Default)]
+pub struct ReadCounts {
+    pub okta_calls: AtomicU64,
+    pub served_from_cache: AtomicU64,
+    pub coalesced: AtomicU64,
+}
+
+impl Reads {
+    pub fn new(search_cache: Duration) -> Reads {
+        let cache_pages = !search_cache.is_zero();
+        Reads {
+            pages: Cache::builder()
+                .max_capacity(MAX_PAGES)
+                .time_to_live(search_cache.max(Duration::from_millis(1)))
+                .support_invalidation_closures()
+                .build(),
+            users: Cache::builder().max_capacity(10_000).build(),
+            cache_pages,
+            counts: ReadCounts::default(),
+        }
+    }
+
+    /// A search page: from the cache, from a call already running for the same query, or
+    /// from `load`.
+    pub async fn page<F>(&self, key: String, load: F) -> Result<UserPage, OktaError>
+    where
+        F: Future<Output = Result<UserPage, OktaError>>,
+    {
+        let was_cached = self.pages.contains_key(&key);
+        let loaded = AtomicU64::new(0);
+        let page = self
+            .pages
+            .try_get_with(key.clone(), async {
+                loaded.store(1, Ordering::Relaxed);
+                load.await.map(Arc::new)
+            })
+            .await;
+        self.count(loaded.load(Ordering::Relaxed) == 1, was_cached);
+        if !self.cache_pages {
+            self.pages.invalidate(&key).await;
+        }
+        match page {
+            Ok(page) => Ok(UserPage::clone(&page)),
+            Err(e) => Err(OktaError::clone(&e)),
+        }
+    }
+
+    /// One user: from a call already running for the same id or login, or from `load`.
+    pub async fn user<F>(&self, id_or_login: &str, load: F) -> Result<User, OktaError>
+    where
+        F: Future<Output = Result<User, OktaError>>,
+    {
+        let key = id_or_login.to_lowercase();
+        let loaded = AtomicU64::new(0);
+        let user = self
+            .users
+            .try_get_with(key.clone(), async {
+                loaded.store(1, Ordering::Relaxed);
+                load.await.map(Arc::new)
+            })
+            .await;
+        let first = loaded.load(Ordering::Relaxed) == 1;
+        self.count(first, false);
+        if first {
+            // Coalescing only: the next read after this one asks Okta again.
+            self.users.invalidate(&key).await;
+        }
+        match user {
+            Ok(user) => Ok(User::clone(&user)),
+            Err(e) => Err(OktaError::clone(&e)),
+        }
+    }
+
+    fn count(&self, loaded: bool, was_cached: bool) {
+        let counter = match (loaded, was_cached) {
+            (true, _) => &self.counts.okta_calls,
+            (false, true) => &self.counts.served_from_cache,
+            (false, false) => &self.counts.coalesced,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The portal changed something in Okta at `path`: drops what it makes stale.
+    pub fn changed(&self, method: &reqwest::Method, path: &str) {
+        let segs: Vec<&str> = path
+            .trim_start_matches("/api/v1/")
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
+        let user = match segs.as_slice() {
+            ["users"] if method == reqwest::Method::POST => None,
+            ["users", id, ..] => Some(*id),
+            ["groups", _, "users", id] => Some(*id),
+            _ => return,
+        };
+        let Some(encoded) = user else {
+            // A new user may match any search.
+            self.pages.invalidate_all();
+            return;
+        };
+        let id = url::form_urlencoded::parse(format!("x={encoded}").as_bytes())
+            .next()
+            .map(|(_, v)| v.to_lowercase())
+            .unwrap_or_default();
+        let holds = move |_: &String, page: &Arc<UserPage>| {
+            page.users
+                .iter()
+                .any(|u| u.id.to_lowercase() == id || u.profile.login.to_lowercase() == id)
+        };
+        if self.pages.invalidate_entries_if(holds).is_err() {
+            self.pages.invalidate_all();
+        }
+    }
+}
