@@ -165,7 +165,11 @@ fn main() {
         drop(sqlite);
         let pg = match postgres_url().await {
             Some(url) => {
-                let t = TestApp::spawn_with(|c| c.database.url = url).await;
+                let t = TestApp::spawn_with(|c| {
+                    c.database.url = url;
+                    c.session.agent_requests_per_minute = 0;
+                })
+                .await;
                 Some(bench("postgres", &t).await)
             }
             None => {

@@ -112,7 +112,7 @@ fn main() {
         .expect("runtime");
     runtime.block_on(async {
         // Raise the simulator's rate limits so the benchmark measures the code, not the limiter.
-        let t = TestApp::spawn_with(|_| {}).await;
+        let t = TestApp::spawn_with(|c| c.session.agent_requests_per_minute = 0).await;
         t.sim().set_rate_limit("GET /api/v1/users", 1_000_000);
         let agent = t.signed_in(AGENT).await;
         let search = "ada";

@@ -98,7 +98,9 @@ impl ApiState {
             gate: Arc::new(GateState {
                 config,
                 verifier: gate::Verifier { keys, expect },
-                limits: gate::Limits::default(),
+                limits: gate::Limits {
+                    shared: state.shared.clone(),
+                },
             }),
         }
     }

@@ -72,11 +72,13 @@ impl ClusterConfig {
     }
 }
 
-/// A limit: at most `count` per `per`, as a burst or spread out (GCRA).
+/// A limit: `count` per `per` at the steady rate, and at most `burst` at once (GCRA; the
+/// burst is `count` unless set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Quota {
     pub count: u32,
     pub per: Duration,
+    pub burst: u32,
 }
 
 impl Quota {
@@ -84,6 +86,7 @@ impl Quota {
         Quota {
             count,
             per: Duration::from_secs(3600),
+            burst: count,
         }
     }
 
@@ -91,7 +94,18 @@ impl Quota {
         Quota {
             count,
             per: Duration::from_secs(60),
+            burst: count,
         }
+    }
+
+    pub fn with_burst(self, burst: u32) -> Quota {
+        Quota { burst, ..self }
+    }
+
+    /// How long until a limit with `remaining` left is full again.
+    pub fn full_again(&self, remaining: u32) -> Duration {
+        let missing = u64::from(self.burst.max(1).saturating_sub(remaining));
+        Duration::from_millis(missing * self.interval_ms())
     }
 
     /// Time between two requests at the steady rate, in ms (at least 1).
@@ -345,7 +359,7 @@ impl Shared {
     ) -> Result<Allowed, Limited> {
         let key = self.key(&["gcra", limit, subject]);
         let mut invocation = self.inner.gcra.key(&key);
-        invocation.arg(quota.interval_ms()).arg(quota.count.max(1));
+        invocation.arg(quota.interval_ms()).arg(quota.burst.max(1));
         match self.run::<(i64, i64)>(invocation).await {
             Some((1, remaining)) => Ok(Allowed {
                 remaining: remaining.max(0) as u32,
@@ -381,7 +395,7 @@ impl Shared {
 }
 
 fn local_limiter(quota: Quota) -> LocalLimiter {
-    let burst = NonZeroU32::new(quota.count.max(1)).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(quota.burst.max(1)).unwrap_or(NonZeroU32::MIN);
     let governor_quota = GovernorQuota::with_period(Duration::from_millis(quota.interval_ms()))
         .unwrap_or(GovernorQuota::per_second(burst))
         .allow_burst(burst);

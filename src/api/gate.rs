@@ -3,18 +3,13 @@
 //! principal handed to the handlers (`Require<P, Service>`).
 
 use std::collections::{BTreeSet, HashMap};
-use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use governor::clock::{Clock, DefaultClock};
-use governor::middleware::StateInformationMiddleware;
-use governor::state::{InMemoryState, NotKeyed};
-use governor::{Quota, RateLimiter};
 use serde_json::Value;
 
 use super::problem::ApiProblem;
@@ -24,6 +19,7 @@ use crate::auth::oidc::Oidc;
 use crate::auth::policy::Permission;
 use crate::auth::principal::Principal;
 use crate::auth::tokens::{self, Expect, KeyCache, TokenError};
+use crate::cluster::{Quota, Shared};
 use crate::error::{AppError, ErrorReport};
 
 /// An authenticated service client.
@@ -80,14 +76,10 @@ impl Verifier {
     }
 }
 
-type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
-/// A client's limiter with its requests per minute and burst.
-type ClientLimiter = Arc<(Limiter, u32, u32)>;
-
-/// One in-process limiter per client (limits are per instance; see the README).
-#[derive(Default)]
+/// The clients' rate limits, shared by every instance through `[cluster]` (per instance
+/// without Redis; see the README).
 pub struct Limits {
-    limiters: Mutex<HashMap<String, ClientLimiter>>,
+    pub shared: Shared,
 }
 
 /// What a client has left, for the `RateLimit` headers.
@@ -97,38 +89,23 @@ pub struct Budget {
     pub reset_seconds: u64,
 }
 
-impl Limits {
-    fn limiter(&self, client: &ApiClient) -> ClientLimiter {
-        let mut map = self.limiters.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = map.entry(client.id.clone()).or_insert_with(|| {
-            let rpm = NonZeroU32::new(client.requests_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
-            let burst = NonZeroU32::new(client.burst.max(1)).unwrap_or(NonZeroU32::MIN);
-            let quota = Quota::per_minute(rpm).allow_burst(burst);
-            let limiter =
-                RateLimiter::direct(quota).with_middleware::<StateInformationMiddleware>();
-            Arc::new((limiter, rpm.get(), burst.get()))
-        });
-        entry.clone()
-    }
+fn ceil_seconds(d: std::time::Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
 
+impl Limits {
     /// Takes one request from the client's budget, or says how long to wait.
-    pub fn check(&self, client: &ApiClient) -> Result<Budget, (Budget, u64)> {
-        let entry = self.limiter(client);
-        let (limiter, rpm, burst) = (&entry.0, entry.1, entry.2);
-        let per_request = 60.0 / f64::from(rpm);
-        match limiter.check() {
-            Ok(snapshot) => {
-                let remaining = snapshot.remaining_burst_capacity();
-                let reset = (f64::from(burst - remaining) * per_request).ceil() as u64;
-                Ok(Budget {
-                    per_minute: rpm,
-                    remaining,
-                    reset_seconds: reset,
-                })
-            }
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                let wait = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    pub async fn check(&self, client: &ApiClient) -> Result<Budget, (Budget, u64)> {
+        let rpm = client.requests_per_minute.max(1);
+        let quota = Quota::per_minute(rpm).with_burst(client.burst.max(1));
+        match self.shared.check("api.client", &client.id, quota).await {
+            Ok(allowed) => Ok(Budget {
+                per_minute: rpm,
+                remaining: allowed.remaining,
+                reset_seconds: ceil_seconds(quota.full_again(allowed.remaining)),
+            }),
+            Err(limited) => {
+                let wait = ceil_seconds(limited.retry_after);
                 let budget = Budget {
                     per_minute: rpm,
                     remaining: 0,
@@ -292,7 +269,7 @@ pub async fn gate(State(api): State<ApiState>, request: Request, next: Next) -> 
         Ok(found) => found,
         Err(problem) => return problem.into_response(),
     };
-    let budget = match api.gate.limits.check(&client) {
+    let budget = match api.gate.limits.check(&client).await {
         Ok(budget) => budget,
         Err((budget, wait)) => return over_limit(&budget, wait),
     };

@@ -94,6 +94,7 @@ where
     Arc<SessionConfig>: FromRef<S>,
     Arc<Policy>: FromRef<S>,
     Arc<Oidc>: FromRef<S>,
+    crate::cluster::Shared: FromRef<S>,
 {
     type Rejection = AppError;
 
@@ -130,12 +131,46 @@ where
             }
         }
         let principal = Principal::agent(&agent, &Arc::<Policy>::from_ref(state), meta);
+        within_limit(
+            &principal,
+            &config,
+            &crate::cluster::Shared::from_ref(state),
+        )
+        .await?;
         crate::okta::budget::set_requester(&principal.subject);
         Ok(Agent {
             data: agent,
             session,
             principal,
         })
+    }
+}
+
+/// Takes one request from the agent's `session.agent_requests_per_minute` (shared by all
+/// instances through `[cluster]`), or refuses with 429 and when to try again.
+async fn within_limit(
+    principal: &Principal,
+    config: &SessionConfig,
+    shared: &crate::cluster::Shared,
+) -> Result<(), AppError> {
+    let per_minute = config.agent_requests_per_minute;
+    if per_minute == 0 {
+        return Ok(());
+    }
+    let quota = crate::cluster::Quota::per_minute(per_minute).with_burst((per_minute / 4).max(1));
+    match shared
+        .check("agent.requests", &principal.subject, quota)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(limited) => {
+            let wait = limited.retry_after.as_secs().max(1);
+            tracing::warn!(subject = ?principal.subject, wait, "agent over the request limit");
+            Err(AppError::rejected(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                &format!("Too many requests from your account — try again in {wait} s."),
+            ))
+        }
     }
 }
 

@@ -181,6 +181,10 @@ pub struct SessionConfig {
     /// How often expired sessions are removed (their refresh tokens revoked first).
     #[serde(default = "default_sweep")]
     pub sweep_interval_seconds: u64,
+    /// Requests one agent may make per minute, all sessions and instances together (0: no
+    /// limit); a burst of a quarter of it is allowed at once.
+    #[serde(default = "default_agent_rpm")]
+    pub agent_requests_per_minute: u32,
 }
 
 impl Default for SessionConfig {
@@ -193,6 +197,7 @@ impl Default for SessionConfig {
             cache_recheck_seconds: default_recheck(),
             cache_capacity: default_cache_capacity(),
             sweep_interval_seconds: default_sweep(),
+            agent_requests_per_minute: default_agent_rpm(),
         }
     }
 }
@@ -211,6 +216,9 @@ fn default_cache_capacity() -> u64 {
 }
 fn default_sweep() -> u64 {
     60
+}
+fn default_agent_rpm() -> u32 {
+    600
 }
 
 /// The hint `check-config` gives for a missing or malformed key.

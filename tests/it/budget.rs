@@ -137,11 +137,7 @@ async fn identical_concurrent_reads_are_one_okta_call() {
     for answer in searches.iter().chain(reads.iter()) {
         assert_eq!(answer.status, 200, "{:?}", answer.body);
     }
-    assert!(
-        searches
-            .iter()
-            .all(|s| s.body[0]["id"] == ada.as_str())
-    );
+    assert!(searches.iter().all(|s| s.body[0]["id"] == ada.as_str()));
     for page in &pages {
         assert_eq!(page.status, 200);
         assert!(page.body.contains(&user.last_name));
@@ -247,4 +243,31 @@ async fn a_live_search_superseded_by_the_next_keystroke_never_reaches_okta() {
     assert!(newer.body.contains("Okta is busy"), "{}", newer.body);
     assert_eq!(searches_for(&t, "lov"), 0, "neither search reached Okta");
     assert_eq!(t.sim().rate_limited_answers(), 0);
+}
+
+#[tokio::test]
+async fn an_agent_over_the_request_limit_is_told_to_wait_and_others_are_not() {
+    // 8 a minute with a burst of 2.
+    let t = TestApp::spawn_with(|c| c.session.agent_requests_per_minute = 8).await;
+    let (agent, manager) = (t.signed_in(AGENT).await, t.signed_in(MANAGER).await);
+    let pages = [
+        agent.get("/me").await,
+        agent.get("/me").await,
+        agent.get("/me").await,
+    ];
+    assert_eq!(pages[0].status, 200);
+    assert_eq!(pages[2].status, 429, "{}", pages[2].body);
+    assert!(
+        pages[2]
+            .body
+            .contains("Too many requests from your account — try again in"),
+        "{}",
+        pages[2].body
+    );
+    assert!(pages[2].body.contains("Request id"));
+    assert_eq!(
+        manager.get("/me").await.status,
+        200,
+        "another agent has their own limit"
+    );
 }
