@@ -146,7 +146,8 @@ fn now_unix() -> i64 {
 /// share that sub-resource's bucket, a user's groups count as reading the user, and every group
 /// read counts against `GET /api/v1/groups`.
 fn bucket(method: &Method, path: &str) -> String {
-    let is_id = |seg: &str| seg.len() >= 15 || seg.contains('@') || seg.contains('%');
+    // The segment after a resource is always an id or a login, however short (`/users/ada`):
+    // a bucket must never be named by what someone typed.
     let segs: Vec<&str> = path
         .trim_start_matches("/api/v1/")
         .split('/')
@@ -154,14 +155,12 @@ fn bucket(method: &Method, path: &str) -> String {
         .collect();
     let template = match (method.as_str(), segs.as_slice()) {
         ("GET", ["groups", ..]) => "groups".to_string(),
-        ("GET", ["users", id, "groups"]) if is_id(id) => "users/{id}".to_string(),
-        (_, ["groups", g, "users", u]) if is_id(g) && is_id(u) => {
-            "groups/{id}/users/{userId}".into()
-        }
+        ("GET", ["users", _, "groups"]) => "users/{id}".to_string(),
+        (_, ["groups", _, "users", _]) => "groups/{id}/users/{userId}".into(),
         (_, [resource]) => resource.to_string(),
-        (_, [resource, id]) if is_id(id) => format!("{resource}/{{id}}"),
-        (_, [resource, id, sub, ..]) if is_id(id) => format!("{resource}/{{id}}/{sub}"),
-        _ => segs.join("/"),
+        (_, [resource, _]) => format!("{resource}/{{id}}"),
+        (_, [resource, _, sub, ..]) => format!("{resource}/{{id}}/{sub}"),
+        _ => String::new(),
     };
     format!("{method} /api/v1/{template}")
 }
@@ -626,6 +625,11 @@ mod tests {
         assert_eq!(
             bucket(&Method::GET, "/api/v1/users/ada%40example.com"),
             "GET /api/v1/users/{id}"
+        );
+        assert_eq!(
+            bucket(&Method::GET, "/api/v1/users/ada"),
+            "GET /api/v1/users/{id}",
+            "a short login is still an id"
         );
     }
 
