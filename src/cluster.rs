@@ -15,11 +15,14 @@
 //! | `budget:{bucket}` | hash | Okta bucket window: `limit`, `reset`, `ours`, `okta` |
 //! | `budget:{bucket}:by` | hash | reads per requester in the window |
 //! | `budget:{bucket}:waiting` | sorted set | requesters waiting for a read (score: until, ms) |
+//! | `count:{name}:{subject}` | string | a count in a fixed window ([`counters`]), e.g. the edge's refused submissions per address |
+//! | `once:{name}:{id}` | string | a once-only claim, e.g. a spent proof-of-work challenge |
 //!
 //! Every key expires by itself (GCRA keys when their limit is back to full, budget keys a
 //! minute after their window).
 
 pub mod budget;
+pub mod counters;
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -157,6 +160,7 @@ struct Inner {
     budget_take: redis::Script,
     budget_observe: redis::Script,
     local: Mutex<HashMap<Quota, Arc<LocalLimiter>>>,
+    counters: counters::Local,
 }
 
 /// What instances share (or, without Redis, what this instance keeps for itself).
@@ -212,6 +216,7 @@ impl Shared {
                 budget_take: redis::Script::new(budget::TAKE),
                 budget_observe: redis::Script::new(budget::OBSERVE),
                 local: Mutex::new(HashMap::new()),
+                counters: counters::Local::default(),
             }),
         }
     }
@@ -447,7 +452,7 @@ mod tests {
     }
 
     /// A second instance on the same Redis and prefix.
-    async fn same_cluster(one: &Shared) -> Shared {
+    pub(crate) async fn same_cluster(one: &Shared) -> Shared {
         let url = std::env::var("ADMIN_PORTAL_TEST_REDIS_URL")
             .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
         Shared::connect(&ClusterConfig {

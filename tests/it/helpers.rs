@@ -21,6 +21,16 @@ pub const VIEWER: &str = "viewer@example.com";
 /// Set to run the suite against PostgreSQL instead of SQLite.
 pub const POSTGRES_ENV: &str = "ADMIN_PORTAL_TEST_POSTGRES_URL";
 
+/// The test Redis (`.ci/run` sets it; the machine's own by default).
+pub const REDIS_ENV: &str = "ADMIN_PORTAL_TEST_REDIS_URL";
+
+pub fn redis_url() -> String {
+    std::env::var(REDIS_ENV)
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".into())
+}
+
 pub struct TestApp {
     pub sim: RunningSim,
     pub app: RunningApp,

@@ -553,6 +553,61 @@ async fn rate_limits_trip_at_the_configured_numbers() {
     assert!(over.header("retry-after").parse::<u64>().unwrap() >= 1);
 }
 
+/// Two edges behind one balancer, sharing Redis (`[registration.cluster]`) and the
+/// proof-of-work key: one limit and one set of spent challenges for both.
+#[tokio::test]
+async fn edges_that_share_redis_share_their_limits_and_spent_challenges() {
+    let prefix = format!("test:edge:{}:", uuid::Uuid::new_v4());
+    let share = |c: &mut RegistrationConfig| {
+        c.limits.per_ip_burst = 3;
+        c.pow_hmac_key = Some("shared-test-key".to_string().into());
+        c.cluster.redis_url = Some(crate::helpers::redis_url().into());
+        c.cluster.key_prefix = prefix.clone();
+    };
+    let a = spawn_edge(share).await;
+    let mut config = admin_portal::demo::registration_config_for(
+        a.t.sim.issuer(),
+        &a.t.base,
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .unwrap();
+    config.limits.pow_max_number = 1_000;
+    share(&mut config);
+    let b = Edge::build(config).await.unwrap().spawn();
+    let to_b = |pow: &str, email: &str| {
+        let body = json!({ "email": email, "altcha": pow });
+        let url = format!("{}/v1/forgot-password", b.base_url);
+        async move {
+            answer(
+                reqwest::Client::new()
+                    .post(url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    // A challenge solved for edge a and spent there is refused by edge b.
+    let pow = a.solved().await;
+    let spent = a
+        .json(
+            "/v1/forgot-password",
+            json!({ "email": "x1@example.com", "altcha": pow }),
+            &[],
+        )
+        .await;
+    assert_eq!(spent.status, 202);
+    let replay = to_b(&pow, "x2@example.com").await;
+    assert_eq!((replay.status.as_u16(), replay.code()), (400, "pow_reused"));
+    // That replay was the address's second submission; a fresh one on b is its third, the
+    // last of the burst, and the next one on a is over the shared limit.
+    assert_eq!(to_b(&a.solved().await, "x3@example.com").await.status, 202);
+    let over = a.forgot_json("x4@example.com").await;
+    assert_eq!((over.status.as_u16(), over.code()), (429, "rate_limited"));
+}
+
 #[tokio::test]
 async fn forms_without_proof_of_work_have_their_own_smaller_budget() {
     let e = spawn_edge(|c| c.limits.no_pow_per_ip_per_hour = 1).await;
