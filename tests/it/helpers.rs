@@ -138,6 +138,21 @@ impl TestApp {
         browser
     }
 
+    /// The audit records of `action`, once there are at least `n` of them (work the public
+    /// API does after its answer is recorded a moment later); fails after five seconds.
+    pub async fn audit_of(&self, action: &str, n: usize) -> Vec<AuditRecord> {
+        let mut found = Vec::new();
+        for _ in 0..100 {
+            found = self.audit().await;
+            found.retain(|r| r.action == action);
+            if found.len() >= n {
+                return found;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("expected {n} {action} records, found {found:?}");
+    }
+
     /// An ACTIVE seeded end user who is neither a demo account nor protected.
     pub fn plain_active_user(&self) -> String {
         plain_active_users(self.sim())
@@ -438,6 +453,17 @@ impl Browser {
         assert_eq!(redirect.status, 302);
         self.get(&redirect.location()).await
     }
+}
+
+/// Waits until `done` holds (for what happens after an answer); fails after five seconds.
+pub async fn eventually(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..100 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{what} did not happen within five seconds");
 }
 
 pub fn url_encode(s: &str) -> String {

@@ -12,6 +12,7 @@ mod auth;
 mod browser;
 mod budget;
 mod cli;
+mod cluster;
 mod crash;
 mod csrf;
 mod factors;
