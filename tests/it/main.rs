@@ -24,6 +24,7 @@ mod okta_client;
 mod ops;
 mod policy;
 mod registration;
+mod round_trips;
 mod sessions;
 mod users;
 mod web;
