@@ -42,6 +42,27 @@ tokio::task_local! {
     pub static REQUESTER: Arc<Mutex<Option<String>>>;
 }
 
+tokio::task_local! {
+    /// Set while the reads a change depends on run (the user and groups its guards check):
+    /// they are part of the change, so they may use the write reserve like the change itself.
+    static FOR_A_CHANGE: ();
+}
+
+/// Runs `reads` as part of a change: a read storm cannot stop the unlock because its guard
+/// could not read the user.
+pub async fn for_a_change<F: Future>(reads: F) -> F::Output {
+    FOR_A_CHANGE.scope((), reads).await
+}
+
+/// The kind a call is budgeted as: a write, or a read that is part of a change, counts as a write.
+pub fn kind_of(idempotent: bool) -> Kind {
+    if idempotent && FOR_A_CHANGE.try_with(|_| ()).is_err() {
+        Kind::Read
+    } else {
+        Kind::Write
+    }
+}
+
 /// Names the requester of the current request, if the request runs inside [`REQUESTER`].
 pub fn set_requester(id: &str) {
     let _ = REQUESTER.try_with(|slot| {

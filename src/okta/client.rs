@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::budget::{Kind, RateLimit};
+use super::budget::RateLimit;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -406,11 +406,7 @@ impl OktaClient {
         request: OktaRequest,
     ) -> Result<OktaResponse<T>, OktaError> {
         let key = bucket(&request.method, &request.path);
-        let kind = if request.idempotent() {
-            Kind::Read
-        } else {
-            Kind::Write
-        };
+        let kind = super::budget::kind_of(request.idempotent());
         let mut retry_for: Option<String> = None;
         let mut attempt = 0u32;
         let mut token_renewed = false;
@@ -422,7 +418,7 @@ impl OktaClient {
                 .send_once::<T>(&request, &key, retry_for.as_deref(), attempt - 1)
                 .await;
             drop(permit);
-            if kind == Kind::Write {
+            if !request.idempotent() {
                 // Whatever the answer, the user may have changed: drop what is stale.
                 self.reads.changed(&request.method, &request.path);
             }

@@ -53,9 +53,14 @@ async fn round_robin(
 impl Cluster {
     /// `n` portals sharing a database, a Redis prefix of their own and the front's URL.
     pub async fn spawn(n: usize, adjust: impl Fn(&mut Config)) -> Cluster {
+        Self::spawn_sized(n, 20, adjust).await
+    }
+
+    /// As [`Cluster::spawn`], with `end_users` seeded end users.
+    pub async fn spawn_sized(n: usize, end_users: usize, adjust: impl Fn(&mut Config)) -> Cluster {
         admin_portal::startup::init_tls();
         let options = SimOptions {
-            end_users: 20,
+            end_users,
             ..SimOptions::default()
         };
         let sim = okta_sim::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), options)
