@@ -12,6 +12,7 @@
 //! | key | type | what |
 //! |---|---|---|
 //! | `gcra:{limit}:{subject}` | string (ms) | theoretical arrival time of a limit, e.g. `gcra:velocity.deactivate:00u…` |
+//! | `velocity:{cap}:{subject}` | sorted set | velocity cap window (see [`velocity`]) |
 //! | `budget:{bucket}` | hash | Okta bucket window: `limit`, `reset`, `ours`, `okta` |
 //! | `budget:{bucket}:by` | hash | reads per requester in the window |
 //! | `budget:{bucket}:waiting` | sorted set | requesters waiting for a read (score: until, ms) |
@@ -20,6 +21,7 @@
 //! minute after their window).
 
 pub mod budget;
+pub mod velocity;
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -156,6 +158,7 @@ struct Inner {
     gcra: redis::Script,
     budget_take: redis::Script,
     budget_observe: redis::Script,
+    velocity: velocity::Windows,
     local: Mutex<HashMap<Quota, Arc<LocalLimiter>>>,
 }
 
@@ -211,6 +214,7 @@ impl Shared {
                 gcra: redis::Script::new(GCRA),
                 budget_take: redis::Script::new(budget::TAKE),
                 budget_observe: redis::Script::new(budget::OBSERVE),
+                velocity: velocity::Windows::new(),
                 local: Mutex::new(HashMap::new()),
             }),
         }
@@ -447,7 +451,7 @@ mod tests {
     }
 
     /// A second instance on the same Redis and prefix.
-    async fn same_cluster(one: &Shared) -> Shared {
+    pub(crate) async fn same_cluster(one: &Shared) -> Shared {
         let url = std::env::var("ADMIN_PORTAL_TEST_REDIS_URL")
             .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
         Shared::connect(&ClusterConfig {
