@@ -25,4 +25,5 @@ mod policy;
 mod registration;
 mod sessions;
 mod users;
+mod velocity;
 mod web;
