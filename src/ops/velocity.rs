@@ -326,32 +326,19 @@ impl Ops {
             login: None,
             name: target.name.clone(),
         };
-        let event = |outcome: Outcome| {
-            NewEvent::new(
-                Action::VelocityLift,
-                outcome,
-                principal.actor(),
-                principal.meta.clone(),
-            )
-            .permission(Permission::LimitsLift.as_str())
-            .target(snapshot.clone())
-            .why(
-                Some(why.reason().to_string()),
-                why.ticket().map(str::to_string),
-            )
-        };
+        let event = |outcome| lift_event(principal, &snapshot, why, outcome);
         let refusal = guard::permission(principal, &self.policy, Permission::LimitsLift)
             .err()
             .or_else(|| (principal.subject == subject).then_some(Refusal::OwnLimits));
         if let Some(refusal) = refusal {
             let denied = event(Outcome::Denied).detail(refusal.message());
-            return match self.audit.record(denied).await {
-                Ok(_) => Err(OpError::Refused {
+            return Err(match self.audit.record(denied).await {
+                Ok(_) => OpError::Refused {
                     refusal,
                     user: None,
-                }),
-                Err(e) => Err(OpError::Unrecorded(e)),
-            };
+                },
+                Err(e) => OpError::Unrecorded(e),
+            });
         }
         let now = OffsetDateTime::now_utc();
         let lift = Lift {
@@ -361,7 +348,9 @@ impl Ops {
         };
         lifts::insert(self.audit.db(), &lift, principal, why, now)
             .await
-            .map_err(OpError::Unrecorded)?;
+            .map_err(|e| {
+                OpError::Unrecorded(e.context("storing a velocity lift (none was made)"))
+            })?;
         let detail = format!(
             "Velocity caps lifted until {} (the end of the UTC day).",
             lift.until_label()
@@ -380,6 +369,22 @@ impl Ops {
         };
         Ok(Lifted { lift, recorded })
     }
+}
+
+/// The one record of a lift (or of its refusal).
+fn lift_event(principal: &Principal, target: &Target, why: &Why, outcome: Outcome) -> NewEvent {
+    NewEvent::new(
+        Action::VelocityLift,
+        outcome,
+        principal.actor(),
+        principal.meta.clone(),
+    )
+    .permission(Permission::LimitsLift.as_str())
+    .target(target.clone())
+    .why(
+        Some(why.reason().to_string()),
+        why.ticket().map(str::to_string),
+    )
 }
 
 #[cfg(test)]
@@ -455,14 +460,17 @@ mod tests {
         let status = ops.velocity_status(&agent.subject).await.unwrap();
         assert_eq!(status.caps[0].used, 2);
         assert!(status.lift.is_none());
+        lift_as_another_manager(&ops, &agent).await;
+    }
 
+    async fn lift_as_another_manager(ops: &Ops, agent: &Principal) {
         let why = Why::fixed("Bulk offboarding approved by HR");
         let target = LiftTarget {
             subject: agent.subject.clone(),
             name: Some(agent.name.clone()),
         };
         // Nobody lifts their own cap, and an agent without limits.lift cannot lift.
-        let own = ops.lift_velocity(&agent, &target, &why).await.unwrap_err();
+        let own = ops.lift_velocity(agent, &target, &why).await.unwrap_err();
         assert!(matches!(
             own,
             OpError::Refused {
@@ -490,7 +498,7 @@ mod tests {
         let lifted = ops.lift_velocity(&manager, &target, &why).await.unwrap();
         assert!(matches!(lifted.recorded, Recorded::Yes(_)));
         assert!(
-            ops.velocity_slot(&agent, Op::Deactivate)
+            ops.velocity_slot(agent, Op::Deactivate)
                 .await
                 .unwrap()
                 .is_some()
