@@ -16,11 +16,14 @@
 //! | `budget:{bucket}` | hash | Okta bucket window: `limit`, `reset`, `ours`, `okta` |
 //! | `budget:{bucket}:by` | hash | reads per requester in the window |
 //! | `budget:{bucket}:waiting` | sorted set | requesters waiting for a read (score: until, ms) |
+//! | `count:{name}:{subject}` | string | a count in a fixed window ([`counters`]), e.g. the edge's refused submissions per address |
+//! | `once:{name}:{id}` | string | a once-only claim, e.g. a spent proof-of-work challenge |
 //!
 //! Every key expires by itself (GCRA keys when their limit is back to full, budget keys a
 //! minute after their window).
 
 pub mod budget;
+pub mod counters;
 pub mod velocity;
 
 use std::collections::HashMap;
@@ -160,6 +163,7 @@ struct Inner {
     budget_observe: redis::Script,
     velocity: velocity::Windows,
     local: Mutex<HashMap<Quota, Arc<LocalLimiter>>>,
+    counters: counters::Local,
 }
 
 /// What instances share (or, without Redis, what this instance keeps for itself).
@@ -216,6 +220,7 @@ impl Shared {
                 budget_observe: redis::Script::new(budget::OBSERVE),
                 velocity: velocity::Windows::new(),
                 local: Mutex::new(HashMap::new()),
+                counters: counters::Local::default(),
             }),
         }
     }

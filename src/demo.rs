@@ -36,6 +36,7 @@ pub fn registration_config_for(
         trusted_proxies: Vec::new(),
         pow_hmac_key: None,
         limits: Default::default(),
+        cluster: Default::default(),
         timeout_seconds: None,
     })
 }

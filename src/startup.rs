@@ -77,7 +77,7 @@ impl Application {
         let (policy, okta, audit) = (
             Arc::new(policy),
             Arc::new(okta),
-            AuditStore::with_throttle(db.clone(), &config.audit.throttle),
+            AuditStore::with_throttle(db.clone(), &config.audit.throttle, shared.clone()),
         );
         let ops = Ops::new(
             okta.clone(),

@@ -83,6 +83,9 @@ pub struct BudgetConfig {
     /// How long a search page is served again without asking Okta (0: never; identical
     /// searches running at the same moment still share one call).
     pub search_cache_seconds: u64,
+    /// How long the list of groups (the search filter, the create form, the registration
+    /// groups) is kept (0: read every time). Dropped when the portal changes a group.
+    pub group_cache_seconds: u64,
 }
 
 impl Default for BudgetConfig {
@@ -98,6 +101,7 @@ impl Default for BudgetConfig {
             default_limit: 100,
             limits: BTreeMap::new(),
             search_cache_seconds: 5,
+            group_cache_seconds: 300,
         }
     }
 }

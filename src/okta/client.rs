@@ -267,9 +267,10 @@ impl OktaClient {
             max_retry_wait: Duration::from_secs(config.max_retry_wait_seconds),
             budget: Mutex::new(HashMap::new()),
             rations: super::budget::Budget::new(&config.budget),
-            reads: super::reads::Reads::new(Duration::from_secs(
-                config.budget.search_cache_seconds,
-            )),
+            reads: super::reads::Reads::new(
+                Duration::from_secs(config.budget.search_cache_seconds),
+                Duration::from_secs(config.budget.group_cache_seconds),
+            ),
         })
     }
 
