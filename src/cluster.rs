@@ -12,6 +12,7 @@
 //! | key | type | what |
 //! |---|---|---|
 //! | `gcra:{limit}:{subject}` | string (ms) | theoretical arrival time of a limit, e.g. `gcra:velocity.deactivate:00u…` |
+//! | `velocity:{cap}:{subject}` | sorted set | velocity cap window (see [`velocity`]) |
 //! | `budget:{bucket}` | hash | Okta bucket window: `limit`, `reset`, `ours`, `okta` |
 //! | `budget:{bucket}:by` | hash | reads per requester in the window |
 //! | `budget:{bucket}:waiting` | sorted set | requesters waiting for a read (score: until, ms) |
@@ -23,6 +24,7 @@
 
 pub mod budget;
 pub mod counters;
+pub mod velocity;
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -159,6 +161,7 @@ struct Inner {
     gcra: redis::Script,
     budget_take: redis::Script,
     budget_observe: redis::Script,
+    velocity: velocity::Windows,
     local: Mutex<HashMap<Quota, Arc<LocalLimiter>>>,
     counters: counters::Local,
 }
@@ -215,6 +218,7 @@ impl Shared {
                 gcra: redis::Script::new(GCRA),
                 budget_take: redis::Script::new(budget::TAKE),
                 budget_observe: redis::Script::new(budget::OBSERVE),
+                velocity: velocity::Windows::new(),
                 local: Mutex::new(HashMap::new()),
                 counters: counters::Local::default(),
             }),

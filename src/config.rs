@@ -46,6 +46,8 @@ pub struct Config {
     pub api: crate::api::config::ApiConfig,
     #[serde(default)]
     pub cluster: crate::cluster::ClusterConfig,
+    #[serde(default)]
+    pub limits: crate::ops::velocity::LimitsConfig,
 }
 
 /// The audit trail's retention. Nothing is deleted automatically: `audit prune` without

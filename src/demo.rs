@@ -93,6 +93,7 @@ pub fn config_for_simulator(
         http: Default::default(),
         api: crate::api::demo_config(),
         cluster: Default::default(),
+        limits: Default::default(),
     })
 }
 

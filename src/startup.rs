@@ -86,7 +86,11 @@ impl Application {
             config.users.clone(),
             config.mfa.clone(),
             ticket_pattern,
-        );
+        )
+        .with_velocity(crate::ops::velocity::Velocity::new(
+            shared.clone(),
+            config.limits.velocity.clone(),
+        ));
         let state = AppState {
             session: Arc::new(config.session.clone()),
             config: Arc::new(config),

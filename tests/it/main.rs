@@ -27,4 +27,5 @@ mod registration;
 mod round_trips;
 mod sessions;
 mod users;
+mod velocity;
 mod web;
