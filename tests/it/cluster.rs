@@ -307,3 +307,67 @@ async fn three_instances_share_one_okta_budget_and_one_audit_chain() {
     let verification = audit.verify().await.unwrap();
     assert!(verification.intact(), "{verification:?}");
 }
+
+#[tokio::test]
+async fn a_velocity_cap_holds_across_three_instances() {
+    let c = Cluster::spawn(3, |config| config.limits.velocity.deactivate = 2).await;
+    let agent = c.signed_in(AGENT).await;
+    let csrf = agent.csrf_token().await;
+    let users = plain_active_users(&c.sim.state);
+    let deactivate = |id: String| {
+        let (agent, csrf) = (&agent, &csrf);
+        async move {
+            let form = [
+                ("_csrf", csrf.as_str()),
+                ("reason", "Left the company"),
+                ("ticket", "SUP-9"),
+            ];
+            agent
+                .post_form(&format!("/users/{id}/deactivate"), &form)
+                .await
+        }
+    };
+    // Each request reaches the next instance (a new connection each time).
+    let before = c.served();
+    let answers = [
+        deactivate(users[0].clone()).await,
+        deactivate(users[1].clone()).await,
+        deactivate(users[2].clone()).await,
+    ];
+    let after = c.served();
+    assert!(
+        after.iter().zip(&before).all(|(a, b)| a > b),
+        "{before:?} → {after:?}"
+    );
+    assert_eq!(answers[0].status, 303, "{}", answers[0].body);
+    assert_eq!(answers[1].status, 303, "{}", answers[1].body);
+    assert_eq!(
+        answers[2].status, 429,
+        "the third, on a third instance: {}",
+        answers[2].body
+    );
+    assert!(
+        answers[2]
+            .text("#refusal")
+            .unwrap_or_default()
+            .starts_with("You have deactivated 2 users in the last hour, the most allowed."),
+        "{}",
+        answers[2].body
+    );
+    assert_eq!(
+        c.sim.state.user(&users[2]).unwrap().status,
+        UserStatus::Active
+    );
+    let records = c.apps[0].state.audit.recent(100).await.unwrap();
+    let outcomes: Vec<_> = records
+        .iter()
+        .filter(|r| r.action == "user.deactivate")
+        .map(|r| r.outcome.as_str())
+        .collect();
+    let (successes, denied) = (
+        outcomes.iter().filter(|o| **o == "success").count(),
+        outcomes.iter().filter(|o| **o == "denied").count(),
+    );
+    assert_eq!((successes, denied), (2, 1), "{outcomes:?}");
+    assert!(c.apps[1].state.audit.verify().await.unwrap().intact());
+}
