@@ -14,6 +14,7 @@ mod budget;
 mod cli;
 mod crash;
 mod csrf;
+mod dpop;
 mod factors;
 mod faults;
 mod fuzz;
