@@ -23,7 +23,7 @@ use super::error::{OktaError, OktaErrorKind};
 /// How the portal authenticates to the Management API.
 pub enum OktaAuth {
     Ssws(SecretString),
-    OAuth(ServiceApp),
+    OAuth(Box<ServiceApp>),
 }
 
 /// A service app using `client_credentials` with `private_key_jwt` (OKTA-FACTS.md §1.2),
@@ -299,7 +299,7 @@ impl OktaClient {
                         "okta.oauth needs exactly one of private_key and private_key_file"
                     ),
                 };
-                OktaAuth::OAuth(ServiceApp {
+                OktaAuth::OAuth(Box::new(ServiceApp {
                     client_id: oauth.client_id.clone(),
                     key_id: oauth.key_id.clone(),
                     key: jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes())
@@ -308,7 +308,7 @@ impl OktaClient {
                     token: tokio::sync::Mutex::new(None),
                     // Never the private_key_jwt key: a P-256 key made now, in memory only.
                     dpop: Dpop::new(oauth.dpop)?,
-                })
+                }))
             }
             _ => anyhow::bail!("configure exactly one of okta.api_token and okta.oauth"),
         };
@@ -369,7 +369,10 @@ impl OktaClient {
             });
         }
         let Some(token) = cached.as_ref() else {
-            return Err(OktaError::new(OktaErrorKind::Unauthorized, "no service token"));
+            return Err(OktaError::new(
+                OktaErrorKind::Unauthorized,
+                "no service token",
+            ));
         };
         let scheme = if token.bound { "DPoP" } else { "Bearer" };
         Ok(Credential {
@@ -388,10 +391,7 @@ impl OktaClient {
 
     /// A service token: with a DPoP proof when DPoP is on, once more with Okta's nonce after
     /// `use_dpop_nonce`, and (with `auto`) once more with a proof when Okta asks for one.
-    async fn fetch_service_token(
-        &self,
-        app: &ServiceApp,
-    ) -> Result<(TokenAnswer, u64), OktaError> {
+    async fn fetch_service_token(&self, app: &ServiceApp) -> Result<(TokenAnswer, u64), OktaError> {
         let token_url = self
             .base
             .join("/oauth2/v1/token")
@@ -467,7 +467,10 @@ impl OktaClient {
             .form(&form);
         if app.dpop.enabled() {
             let proof = app.dpop.token_proof(token_url).map_err(|e| {
-                OktaError::new(OktaErrorKind::Unauthorized, format!("signing a DPoP proof: {e}"))
+                OktaError::new(
+                    OktaErrorKind::Unauthorized,
+                    format!("signing a DPoP proof: {e}"),
+                )
             })?;
             builder = builder.header("DPoP", proof);
         }
@@ -603,12 +606,18 @@ impl OktaClient {
         token: &SecretString,
     ) -> Result<String, OktaError> {
         let OktaAuth::OAuth(app) = &self.auth else {
-            return Err(OktaError::new(OktaErrorKind::Unauthorized, "no service app"));
+            return Err(OktaError::new(
+                OktaErrorKind::Unauthorized,
+                "no service app",
+            ));
         };
         app.dpop
             .api_proof(method, url, token.expose_secret())
             .map_err(|e| {
-                OktaError::new(OktaErrorKind::Unauthorized, format!("signing a DPoP proof: {e}"))
+                OktaError::new(
+                    OktaErrorKind::Unauthorized,
+                    format!("signing a DPoP proof: {e}"),
+                )
             })
     }
 
@@ -794,6 +803,43 @@ fn transport_error(e: reqwest::Error) -> OktaError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dpop_key_is_made_at_start_and_is_never_the_service_apps_key() {
+        use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
+        let config: OktaConfig = serde_json::from_value(serde_json::json!({
+            "org_url": "https://example.okta.com",
+            "oauth": {
+                "client_id": "0oaService1",
+                "private_key": okta_sim::SERVICE_APP_KEY_PEM,
+                "key_id": "k1",
+            },
+        }))
+        .unwrap();
+        let http = crate::http::http_client().unwrap();
+        let client = OktaClient::new(http.clone(), &config).unwrap();
+        let dpop = client.dpop().unwrap();
+        assert_eq!(
+            dpop.mode(),
+            super::super::dpop::DpopMode::Auto,
+            "the default"
+        );
+        assert!(!dpop.enabled(), "auto starts without proofs");
+        let service =
+            jsonwebtoken::EncodingKey::from_rsa_pem(okta_sim::SERVICE_APP_KEY_PEM.as_bytes())
+                .unwrap();
+        let service = Jwk::from_encoding_key(&service, jsonwebtoken::Algorithm::RS256)
+            .unwrap()
+            .thumbprint(ThumbprintHash::SHA256)
+            .unwrap();
+        assert_ne!(dpop.key().thumbprint(), service);
+        let again = OktaClient::new(http, &config).unwrap();
+        assert_ne!(
+            again.dpop().unwrap().key().thumbprint(),
+            dpop.key().thumbprint(),
+            "a new key at every start, kept nowhere"
+        );
+    }
 
     #[test]
     fn buckets_group_ids_together() {

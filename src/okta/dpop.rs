@@ -393,7 +393,10 @@ mod tests {
     #[test]
     fn htu_keeps_the_port_and_decodes_the_path() {
         let url = Url::parse("http://127.0.0.1:8081/api/v1/users/ada%40example.com?x=1").unwrap();
-        assert_eq!(htu(&url), "http://127.0.0.1:8081/api/v1/users/ada@example.com");
+        assert_eq!(
+            htu(&url),
+            "http://127.0.0.1:8081/api/v1/users/ada@example.com"
+        );
     }
 
     #[test]
@@ -402,10 +405,9 @@ mod tests {
         let b = DpopKey::generate().unwrap();
         assert_ne!(a.thumbprint(), b.thumbprint(), "a new key every start");
         // The service app's key is RSA; the proof key is an EC key of its own.
-        let service = jsonwebtoken::EncodingKey::from_rsa_pem(
-            okta_sim::SERVICE_APP_KEY_PEM.as_bytes(),
-        )
-        .unwrap();
+        let service =
+            jsonwebtoken::EncodingKey::from_rsa_pem(okta_sim::SERVICE_APP_KEY_PEM.as_bytes())
+                .unwrap();
         let service_jwk = Jwk::from_encoding_key(&service, Algorithm::RS256).unwrap();
         assert_ne!(
             service_jwk.thumbprint(ThumbprintHash::SHA256).unwrap(),
@@ -471,7 +473,9 @@ mod tests {
         let mut nonce = HeaderMap::new();
         nonce.insert(
             reqwest::header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(r#"DPoP error="use_dpop_nonce", error_description="a \"quoted\", comma""#),
+            HeaderValue::from_static(
+                r#"DPoP error="use_dpop_nonce", error_description="a \"quoted\", comma""#,
+            ),
         );
         let c = challenge(&nonce).unwrap();
         assert_eq!(c.error.as_deref(), Some("use_dpop_nonce"));
@@ -484,7 +488,8 @@ mod tests {
         struct S {
             dpop: DpopMode,
         }
-        let read = |v: &str| serde_json::from_str::<S>(&format!("{{\"dpop\": {v}}}")).map(|s| s.dpop);
+        let read =
+            |v: &str| serde_json::from_str::<S>(&format!("{{\"dpop\": {v}}}")).map(|s| s.dpop);
         assert_eq!(read("true").unwrap(), DpopMode::On);
         assert_eq!(read("false").unwrap(), DpopMode::Off);
         assert_eq!(read("\"auto\"").unwrap(), DpopMode::Auto);

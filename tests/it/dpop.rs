@@ -65,7 +65,10 @@ async fn auto_switches_on_at_the_first_challenge_and_every_feature_goes_through_
     assert!(second.get("nonce").is_none());
     assert_eq!(third["nonce"], t.sim().dpop_nonce());
     assert_eq!(third["htm"], "POST");
-    assert_eq!(third["htu"], format!("{}/oauth2/v1/token", t.sim.base_url()));
+    assert_eq!(
+        third["htu"],
+        format!("{}/oauth2/v1/token", t.sim.base_url())
+    );
     assert_ne!(second["jti"], third["jti"]);
     assert_eq!(t.sim().token_calls("org:client_credentials"), 1);
 
@@ -94,14 +97,24 @@ async fn auto_switches_on_at_the_first_challenge_and_every_feature_goes_through_
     let done = b
         .post_form(
             &format!("/users/{user}/suspend"),
-            &[("_csrf", &token), ("reason", "Caller asked for a suspension")],
+            &[
+                ("_csrf", &token),
+                ("reason", "Caller asked for a suspension"),
+            ],
         )
         .await;
     assert_eq!(done.status, 303, "{}", done.body);
     assert_eq!(t.sim().user(&user).unwrap().status, UserStatus::Suspended);
     let post = t.sim().requests("POST", "/api/v1/users/").pop().unwrap();
-    assert!(header_of(&post, "authorization").unwrap().starts_with("DPoP "));
-    assert_eq!(segment(&header_of(&post, "dpop").unwrap(), 1)["htm"], "POST");
+    assert!(
+        header_of(&post, "authorization")
+            .unwrap()
+            .starts_with("DPoP ")
+    );
+    assert_eq!(
+        segment(&header_of(&post, "dpop").unwrap(), 1)["htm"],
+        "POST"
+    );
 
     // A factor enrolment and reset, for another user.
     let user = plain_active_users(t.sim())[1].clone();
@@ -148,7 +161,10 @@ async fn the_nonce_is_kept_renewed_when_stale_and_api_nonce_challenges_are_answe
         .inject_fault(Fault::new("GET", "/api/v1/users", FaultKind::Status(401)));
     assert_eq!(b.get("/users?q=b").await.status, 200);
     assert_eq!(token_proofs(&t).len(), 3, "the kept nonce was accepted");
-    assert_eq!(token_proofs(&t)[2].clone().unwrap()["nonce"], t.sim().dpop_nonce());
+    assert_eq!(
+        token_proofs(&t)[2].clone().unwrap()["nonce"],
+        t.sim().dpop_nonce()
+    );
 
     // A stale nonce: refused once, then the renewed nonce.
     t.sim().rotate_dpop_nonce();
@@ -183,7 +199,10 @@ async fn the_nonce_is_kept_renewed_when_stale_and_api_nonce_challenges_are_answe
         FaultKind::Latency(std::time::Duration::from_millis(500)),
     ));
     let path = format!("/users/{user}/suspend");
-    let form = [("_csrf", token.as_str()), ("reason", "Caller asked for a suspension")];
+    let form = [
+        ("_csrf", token.as_str()),
+        ("reason", "Caller asked for a suspension"),
+    ];
     let suspend = b.post_form(&path, &form);
     let renew = async {
         // The POST is recorded on arrival, before the injected latency.
@@ -197,7 +216,11 @@ async fn the_nonce_is_kept_renewed_when_stale_and_api_nonce_challenges_are_answe
     assert_eq!(done.status, 303, "{}", done.body);
     assert_eq!(t.sim().user(&user).unwrap().status, UserStatus::Suspended);
     let posts = t.sim().requests("POST", "/api/v1/users/");
-    assert_eq!(posts.len() - before, 2, "refused for the nonce, then sent with it");
+    assert_eq!(
+        posts.len() - before,
+        2,
+        "refused for the nonce, then sent with it"
+    );
     let retried = segment(&header_of(posts.last().unwrap(), "dpop").unwrap(), 1);
     assert_eq!(retried["nonce"], t.sim().dpop_nonce());
     let rows: Vec<_> = t
@@ -239,11 +262,8 @@ async fn replayed_missing_and_foreign_proofs_are_refused_and_shown_plainly() {
         (DpopTamper::ForeignKey, "d"),
     ] {
         let before = t.sim().request_count("GET", "/api/v1/users");
-        t.sim().inject_fault(Fault::new(
-            "GET",
-            "/api/v1/users",
-            FaultKind::Dpop(tamper),
-        ));
+        t.sim()
+            .inject_fault(Fault::new("GET", "/api/v1/users", FaultKind::Dpop(tamper)));
         assert_refused_plainly(&t, &b, query).await;
         assert_eq!(
             t.sim().request_count("GET", "/api/v1/users") - before,
@@ -251,7 +271,11 @@ async fn replayed_missing_and_foreign_proofs_are_refused_and_shown_plainly() {
             "{tamper:?}: a refused proof is not sent again"
         );
     }
-    assert_eq!(b.get("/users?q=e").await.status, 200, "untampered calls work");
+    assert_eq!(
+        b.get("/users?q=e").await.status,
+        200,
+        "untampered calls work"
+    );
 }
 
 #[tokio::test]
@@ -274,7 +298,10 @@ async fn a_wrong_htu_is_refused_at_the_token_endpoint_and_shown_plainly() {
     );
     // The page's calls (users and groups) each asked for a token; each proof was refused.
     let requests = t.sim().requests("POST", "/oauth2/v1/token");
-    let with_proof: Vec<_> = requests.iter().filter(|r| header_of(r, "dpop").is_some()).collect();
+    let with_proof: Vec<_> = requests
+        .iter()
+        .filter(|r| header_of(r, "dpop").is_some())
+        .collect();
     assert!(!with_proof.is_empty());
     for r in &with_proof {
         let claims = segment(&header_of(r, "dpop").unwrap(), 1);
@@ -296,7 +323,11 @@ async fn auto_switches_when_an_app_starts_requiring_dpop_and_false_never_does() 
     let b = t.signed_in(AGENT).await;
     assert_eq!(b.get("/users?q=a").await.status, 200);
     let first = t.sim().requests("GET", "/api/v1/users").pop().unwrap();
-    assert!(header_of(&first, "authorization").unwrap().starts_with("Bearer "));
+    assert!(
+        header_of(&first, "authorization")
+            .unwrap()
+            .starts_with("Bearer ")
+    );
     assert!(header_of(&first, "dpop").is_none());
 
     // The app now requires DPoP: the bearer token is refused, the portal switches and the
@@ -305,7 +336,11 @@ async fn auto_switches_when_an_app_starts_requiring_dpop_and_false_never_does() 
     let page = b.get("/users?q=b").await;
     assert_eq!(page.status, 200, "{}", page.body);
     let last = t.sim().requests("GET", "/api/v1/users").pop().unwrap();
-    assert!(header_of(&last, "authorization").unwrap().starts_with("DPoP "));
+    assert!(
+        header_of(&last, "authorization")
+            .unwrap()
+            .starts_with("DPoP ")
+    );
     assert!(t.app.state.okta.dpop().unwrap().enabled());
 
     // With dpop = false the portal never sends a proof and says plainly it was refused.

@@ -965,7 +965,10 @@ fn dpop_challenge(
 
 /// Applies a [`DpopTamper`] to a request before it is authenticated.
 fn tamper_dpop(state: &SimState, request: &mut Request, tamper: DpopTamper) {
-    let (method, path) = (request.method().to_string(), request.uri().path().to_string());
+    let (method, path) = (
+        request.method().to_string(),
+        request.uri().path().to_string(),
+    );
     let headers = request.headers_mut();
     match tamper {
         DpopTamper::Drop => {

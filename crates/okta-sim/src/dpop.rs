@@ -91,7 +91,9 @@ pub fn check(
     let (Some(proof), None) = (values.next(), values.next()) else {
         return Err(MISSING);
     };
-    let proof = proof.to_str().map_err(|_| invalid("DPoP proof JWT cannot be parsed."))?;
+    let proof = proof
+        .to_str()
+        .map_err(|_| invalid("DPoP proof JWT cannot be parsed."))?;
     let (jkt, claims) = verify_signature(proof)?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     check_claims(&claims, expect, &jkt, now)?;
@@ -140,7 +142,9 @@ fn verify_signature(proof: &str) -> Result<(String, Value), Refusal> {
     let claims = jsonwebtoken::decode::<Value>(proof, &key, &validation)
         .map_err(|_| invalid("The DPoP proof JWT signature is invalid."))?
         .claims;
-    let jkt = jwk.thumbprint(ThumbprintHash::SHA256).map_err(|_| bad_jwk())?;
+    let jkt = jwk
+        .thumbprint(ThumbprintHash::SHA256)
+        .map_err(|_| bad_jwk())?;
     Ok((jkt, claims))
 }
 

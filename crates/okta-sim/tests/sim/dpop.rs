@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 
 use base64::Engine;
 use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
-use okta_sim::{RunningSim, SERVICE_APP_CLIENT_ID, SERVICE_APP_KEY_PEM, SERVICE_APP_KID, SimOptions};
+use okta_sim::{
+    RunningSim, SERVICE_APP_CLIENT_ID, SERVICE_APP_KEY_PEM, SERVICE_APP_KID, SimOptions,
+};
 use serde_json::{Value, json};
 
 /// A second RSA key: the "other key" a proof may be signed with.
@@ -36,7 +38,10 @@ impl Answer {
         let j = self.json();
         (
             j["error"].as_str().unwrap_or_default().to_string(),
-            j["error_description"].as_str().unwrap_or_default().to_string(),
+            j["error_description"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
         )
     }
 }
@@ -180,7 +185,9 @@ async fn the_token_endpoint_requires_a_valid_proof_and_a_nonce() {
     );
 
     // No nonce: 400 use_dpop_nonce and the nonce to use.
-    let first = d.token(Some(&proof(d.claims("POST", &d.token_url())))).await;
+    let first = d
+        .token(Some(&proof(d.claims("POST", &d.token_url()))))
+        .await;
     assert_eq!(first.status, 400);
     assert_eq!(first.oauth_error().0, "use_dpop_nonce");
     assert_eq!(
@@ -228,7 +235,12 @@ async fn the_token_endpoint_requires_a_valid_proof_and_a_nonce() {
         refused(d.token(Some(&proof(old))).await).1,
         "'iat' claim in the DPoP proof JWT is invalid."
     );
-    let typ = proof_with(SERVICE_APP_KEY_PEM, SERVICE_APP_KEY_PEM, "JWT", d.token_claims());
+    let typ = proof_with(
+        SERVICE_APP_KEY_PEM,
+        SERVICE_APP_KEY_PEM,
+        "JWT",
+        d.token_claims(),
+    );
     assert_eq!(
         refused(d.token(Some(&typ)).await).1,
         "The DPoP proof JWT 'typ' header is invalid."
@@ -259,7 +271,10 @@ async fn the_token_endpoint_requires_a_valid_proof_and_a_nonce() {
 
 /// The nonce a `use_dpop_nonce` answer hands out.
 fn refused_nonce(r: &Answer) -> String {
-    assert_eq!((r.status, r.oauth_error().0.as_str()), (400, "use_dpop_nonce"));
+    assert_eq!(
+        (r.status, r.oauth_error().0.as_str()),
+        (400, "use_dpop_nonce")
+    );
     r.header("dpop-nonce")
 }
 
@@ -287,7 +302,10 @@ async fn the_management_api_checks_every_proof_of_a_bound_token() {
         "The DPoP proof JWT header is missing.".to_string(),
     );
     // A bound token is refused as a bearer token, and without a proof.
-    assert_eq!(challenge(&d.api(path, &format!("Bearer {token}"), None).await), missing);
+    assert_eq!(
+        challenge(&d.api(path, &format!("Bearer {token}"), None).await),
+        missing
+    );
     assert_eq!(challenge(&d.api(path, &dpop, None).await), missing);
 
     let good = proof(d.api_proof(path, &token));
@@ -325,13 +343,18 @@ async fn the_management_api_checks_every_proof_of_a_bound_token() {
     // Okta compares htu with the decoded path.
     let by_login = "/api/v1/users/agent%40example.com";
     let mut decoded = d.api_proof(by_login, &token);
-    decoded["htu"] = json!(format!("{}/api/v1/users/agent@example.com", d.sim.base_url()));
+    decoded["htu"] = json!(format!(
+        "{}/api/v1/users/agent@example.com",
+        d.sim.base_url()
+    ));
     let r = d.api(by_login, &dpop, Some(&proof(decoded))).await;
     assert_eq!(r.status, 200, "{}", r.body);
 
     // When the API asks for a nonce: 401 use_dpop_nonce with DPoP-Nonce, then it works.
     d.sim.state.require_api_dpop_nonce(true);
-    let r = d.api(path, &dpop, Some(&proof(d.api_proof(path, &token)))).await;
+    let r = d
+        .api(path, &dpop, Some(&proof(d.api_proof(path, &token))))
+        .await;
     assert_eq!(
         challenge(&r),
         (
@@ -342,19 +365,26 @@ async fn the_management_api_checks_every_proof_of_a_bound_token() {
     );
     let mut with_nonce = d.api_proof(path, &token);
     with_nonce["nonce"] = json!(r.header("dpop-nonce"));
-    assert_eq!(d.api(path, &dpop, Some(&proof(with_nonce))).await.status, 200);
+    assert_eq!(
+        d.api(path, &dpop, Some(&proof(with_nonce))).await.status,
+        200
+    );
 }
 
 #[tokio::test]
 async fn bearer_tokens_stop_working_when_the_app_starts_requiring_dpop() {
     let d = Dpop::new().await;
-    d.sim.state.set_service_app_dpop(SERVICE_APP_CLIENT_ID, false);
+    d.sim
+        .state
+        .set_service_app_dpop(SERVICE_APP_CLIENT_ID, false);
     let r = d.token(None).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["token_type"], "Bearer");
     let bearer = format!("Bearer {}", r.json()["access_token"].as_str().unwrap());
     assert_eq!(d.api("/api/v1/users", &bearer, None).await.status, 200);
-    d.sim.state.set_service_app_dpop(SERVICE_APP_CLIENT_ID, true);
+    d.sim
+        .state
+        .set_service_app_dpop(SERVICE_APP_CLIENT_ID, true);
     let refused = d.api("/api/v1/users", &bearer, None).await;
     assert_eq!(challenge(&refused).1, "invalid_dpop_proof");
 }
