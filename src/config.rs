@@ -273,10 +273,11 @@ impl Config {
                     .as_ref()
                     .map(|o| {
                         format!(
-                            "client {} key {} scopes {}",
+                            "client {} key {} scopes {} dpop {}",
                             o.client_id,
                             o.key_id,
-                            o.scopes.join(" ")
+                            o.scopes.join(" "),
+                            o.dpop
                         )
                     })
                     .unwrap_or_else(|| "(not set)".into()),

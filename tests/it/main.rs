@@ -15,6 +15,7 @@ mod cli;
 mod cluster;
 mod crash;
 mod csrf;
+mod dpop;
 mod factors;
 mod faults;
 mod fuzz;
