@@ -250,3 +250,11 @@ mod tests {
         assert_eq!(user.status, UserStatus::Unknown);
     }
 }
+
+/// One page of users and the cursor of the next page (taken from the `next` link only).
+#[derive(Debug, Clone)]
+pub struct UserPage {
+    pub users: Vec<User>,
+    pub next_after: Option<String>,
+    pub request_id: Option<String>,
+}

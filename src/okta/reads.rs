@@ -19,8 +19,7 @@ use std::time::Duration;
 use moka::future::Cache;
 
 use super::error::OktaError;
-use super::models::{Group, User};
-use super::users::UserPage;
+use super::models::{Group, User, UserPage};
 
 /// Search pages kept at most (per instance).
 const MAX_PAGES: u64 = 2_000;

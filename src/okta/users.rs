@@ -10,13 +10,7 @@ use super::error::OktaError;
 use super::models::{Group, LifecycleResult, User};
 use super::search::Search;
 
-/// One page of users and the cursor of the next page (taken from the `next` link only).
-#[derive(Debug, Clone)]
-pub struct UserPage {
-    pub users: Vec<User>,
-    pub next_after: Option<String>,
-    pub request_id: Option<String>,
-}
+pub use super::models::UserPage;
 
 #[derive(Default)]
 pub struct UserQuery {
