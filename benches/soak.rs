@@ -75,11 +75,12 @@ struct Tally {
     busy: usize,
     errors: usize,
     unlocks: Vec<Duration>,
-    unlock_failures: usize,
+    /// Refused unlocks by status (429: the plain "Okta is busy" page).
+    unlock_failures: std::collections::BTreeMap<u16, usize>,
 }
 
 /// One agent until `until`: a search, the page of the agent's own customer, a pause; every
-/// fifth round the customer is locked out (in Okta) and the agent unlocks them.
+/// tenth round the customer is locked out (in Okta) and the agent unlocks them.
 async fn agent_loop(
     agent: Browser,
     sim: okta_sim::SimState,
@@ -107,7 +108,7 @@ async fn agent_loop(
                 _ => tally.errors += 1,
             }
         }
-        if round % 5 == 2 {
+        if round % 10 == 3 {
             sim.set_user_status(&customer, UserStatus::LockedOut);
             let form = [
                 ("_csrf", csrf.as_str()),
@@ -125,7 +126,10 @@ async fn agent_loop(
             {
                 tally.unlocks.push(started.elapsed());
             } else {
-                tally.unlock_failures += 1;
+                *tally
+                    .unlock_failures
+                    .entry(page.status.as_u16())
+                    .or_default() += 1;
             }
         }
         round += 1;
@@ -173,7 +177,10 @@ fn main() {
             let t = task.await.unwrap();
             all.latencies.extend(t.latencies);
             all.unlocks.extend(t.unlocks);
-            (all.busy, all.errors, all.unlock_failures) = (all.busy + t.busy, all.errors + t.errors, all.unlock_failures + t.unlock_failures);
+            (all.busy, all.errors) = (all.busy + t.busy, all.errors + t.errors);
+            for (status, n) in t.unlock_failures {
+                *all.unlock_failures.entry(status).or_default() += n;
+            }
         }
         let elapsed = started.elapsed().as_secs_f64();
         all.latencies.sort();
@@ -188,10 +195,10 @@ fn main() {
             all.latencies.len(), all.busy, all.errors, calls as f64 * 60.0 / elapsed,
             c.sim.state.rate_limited_answers(), pct(0.50), pct(0.95), pct(0.99), c.served()
         );
-        println!("\n| unlocks done | unlocks failed | unlock p50 ms | p95 ms | max ms |");
+        println!("\n| unlocks done | unlocks refused (by status) | unlock p50 ms | p95 ms | max ms |");
         println!("|---|---|---|---|---|");
         println!(
-            "| {} | {} | {:.1} | {:.1} | {:.1} |",
+            "| {} | {:?} | {:.1} | {:.1} | {:.1} |",
             all.unlocks.len(), all.unlock_failures, percentile(&all.unlocks, 0.5), percentile(&all.unlocks, 0.95), percentile(&all.unlocks, 1.0)
         );
     });
