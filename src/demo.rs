@@ -92,6 +92,8 @@ pub fn config_for_simulator(
         http: Default::default(),
         api: crate::api::demo_config(),
         cluster: Default::default(),
+        metrics: Default::default(),
+        log: Default::default(),
     })
 }
 

@@ -49,6 +49,7 @@ fn check<K: Hash + Eq + Clone>(
         limiter.retain_recent();
     }
     limiter.check_key(key).map_err(|not_until| {
+        crate::metrics::rate_limited("registration");
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         RetryAfter(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
     })

@@ -14,6 +14,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::context::{Ctx, Shared, asset};
 use super::{json, pages};
+use crate::http::client_ip;
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
 connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -52,23 +53,6 @@ fn cors(origins: &[String]) -> CorsLayer {
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::CONTENT_TYPE])
         .max_age(std::time::Duration::from_secs(600))
-}
-
-/// The end user's address: the peer, or (from a trusted proxy) the rightmost address in
-/// `X-Forwarded-For` that is not itself a trusted proxy.
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
-    if !trusted.contains(&peer) {
-        return peer;
-    }
-    headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
-        .rev()
-        .find(|a| !trusted.contains(a))
-        .unwrap_or(peer)
 }
 
 /// Request id, client address, security headers and one log line per request.
