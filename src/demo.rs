@@ -37,6 +37,7 @@ pub fn registration_config_for(
         pow_hmac_key: None,
         limits: Default::default(),
         timeout_seconds: None,
+        metrics: Default::default(),
     })
 }
 

@@ -74,6 +74,36 @@ impl MetricsConfig {
     }
 }
 
+/// The client address `/metrics` judges: the peer, or what a trusted proxy reports in
+/// `X-Forwarded-For`; None when a request was forwarded by a proxy that is not trusted (the
+/// peer's address then says nothing about the client).
+pub fn metrics_client(
+    peer: IpAddr,
+    headers: &http::HeaderMap,
+    trusted: &[IpAddr],
+) -> Option<IpAddr> {
+    if trusted.contains(&peer) {
+        return Some(crate::http::client_ip(peer, headers, trusted));
+    }
+    let forwarded =
+        headers.contains_key("x-forwarded-for") || headers.contains_key(http::header::FORWARDED);
+    (!forwarded).then_some(peer)
+}
+
+/// Whether a request from `peer` may read the metrics (never when they are off).
+pub fn may_read(
+    config: &MetricsConfig,
+    trusted: &[IpAddr],
+    peer: Option<IpAddr>,
+    headers: &http::HeaderMap,
+) -> bool {
+    peer.and_then(|peer| metrics_client(peer, headers, trusted))
+        .is_some_and(|client| config.allows(client))
+}
+
+/// The content type of the metrics text.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 /// The process' Prometheus recorder, installed on first use. `None` when another recorder
 /// was installed before (then the portal's metrics go there).
 pub fn recorder() -> Option<PrometheusHandle> {

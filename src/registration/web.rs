@@ -8,7 +8,7 @@ use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::middleware::Next;
-use axum::response::{Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -35,12 +35,38 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/check-email", get(pages::check_email))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
         .route("/static/{name}", get(asset))
         .merge(api)
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), context))
         .with_state(state)
+}
+
+/// The edge's `/metrics` (see `web::metrics` for the portal's): a 404 for clients outside
+/// `metrics.allow`, for untrusted forwarding, and when metrics are off.
+async fn metrics(State(state): State<Shared>, ctx: Ctx, request: Request) -> Response {
+    let config = &state.config;
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(a)| a.ip());
+    let readable = config.metrics.enabled
+        && crate::metrics::may_read(
+            &config.metrics,
+            &config.trusted_proxies,
+            peer,
+            request.headers(),
+        );
+    match crate::metrics::recorder().filter(|_| readable) {
+        Some(handle) => (
+            [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+            handle.render(),
+        )
+            .into_response(),
+        None => pages::not_found(ctx).await,
+    }
 }
 
 fn cors(origins: &[String]) -> CorsLayer {

@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum_prometheus::metrics_exporter_prometheus::PrometheusHandle;
@@ -66,32 +66,21 @@ fn unmatched(_path: &str) -> String {
     "unmatched".to_string()
 }
 
-/// The client address `/metrics` judges, or None when it cannot be known.
-pub fn metrics_client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> Option<IpAddr> {
-    if trusted.contains(&peer) {
-        return Some(crate::http::client_ip(peer, headers, trusted));
-    }
-    let forwarded =
-        headers.contains_key("x-forwarded-for") || headers.contains_key(header::FORWARDED);
-    (!forwarded).then_some(peer)
-}
-
 async fn serve(State(exposure): State<Exposure>, request: Request) -> Response {
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
-    let allowed = peer
-        .and_then(|peer| metrics_client(peer, request.headers(), &exposure.trusted))
-        .is_some_and(|client| exposure.config.allows(client));
-    let Some(handle) = exposure.handle.as_ref().filter(|_| allowed) else {
+    let readable =
+        crate::metrics::may_read(&exposure.config, &exposure.trusted, peer, request.headers());
+    let Some(handle) = exposure.handle.as_ref().filter(|_| readable) else {
         return AppError::NotFound.into_response();
     };
     crate::metrics::cluster_health(exposure.shared.probe().await.as_str());
     let mut response = handle.render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
     );
     response
 }
@@ -99,6 +88,8 @@ async fn serve(State(exposure): State<Exposure>, request: Request) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::metrics_client;
+    use axum::http::HeaderMap;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -343,3 +343,39 @@ fn log_format_json_prints_one_json_object_per_line() {
         "{flag_wins:?}"
     );
 }
+
+#[tokio::test]
+async fn the_registration_edge_counts_its_limits_refusals_on_its_own_metrics() {
+    let e = crate::registration::spawn_edge(|c| c.limits.per_ip_burst = 1).await;
+    let scrape_edge = || async {
+        let response = reqwest::get(e.url("/metrics")).await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    };
+    let kind = [("kind", "registration")];
+    let name = "admin_portal_rate_limit_refusals_total";
+    let before = scrape_edge().await;
+    let first = e
+        .register_json("Rae", "Limit", "rae.limit@example.com")
+        .await;
+    assert_eq!(first.status, 202, "{:?}", first.body);
+    let second = e
+        .register_json("Rae", "Limit", "rae.again@example.com")
+        .await;
+    assert_eq!(second.status, 429, "{:?}", second.body);
+    let after = scrape_edge().await;
+    assert!(sample(&after, name, &kind) - sample(&before, name, &kind) >= 1.0);
+
+    // Forwarded by a proxy the edge does not trust: the peer says nothing, a 404.
+    let forwarded = reqwest::Client::new()
+        .get(e.url("/metrics"))
+        .header("x-forwarded-for", "127.0.0.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forwarded.status(), 404);
+    let off = crate::registration::spawn_edge(|c| c.metrics.enabled = false).await;
+    let page = reqwest::get(off.url("/metrics")).await.unwrap();
+    assert_eq!(page.status(), 404);
+    assert!(!page.text().await.unwrap().contains("admin_portal_"));
+}
