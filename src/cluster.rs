@@ -12,14 +12,19 @@
 //! | key | type | what |
 //! |---|---|---|
 //! | `gcra:{limit}:{subject}` | string (ms) | theoretical arrival time of a limit, e.g. `gcra:velocity.deactivate:00u…` |
+//! | `velocity:{cap}:{subject}` | sorted set | velocity cap window (see [`velocity`]) |
 //! | `budget:{bucket}` | hash | Okta bucket window: `limit`, `reset`, `ours`, `okta` |
 //! | `budget:{bucket}:by` | hash | reads per requester in the window |
 //! | `budget:{bucket}:waiting` | sorted set | requesters waiting for a read (score: until, ms) |
+//! | `count:{name}:{subject}` | string | a count in a fixed window ([`counters`]), e.g. the edge's refused submissions per address |
+//! | `once:{name}:{id}` | string | a once-only claim, e.g. a spent proof-of-work challenge |
 //!
 //! Every key expires by itself (GCRA keys when their limit is back to full, budget keys a
 //! minute after their window).
 
 pub mod budget;
+pub mod counters;
+pub mod velocity;
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -156,7 +161,9 @@ struct Inner {
     gcra: redis::Script,
     budget_take: redis::Script,
     budget_observe: redis::Script,
+    velocity: velocity::Windows,
     local: Mutex<HashMap<Quota, Arc<LocalLimiter>>>,
+    counters: counters::Local,
 }
 
 /// What instances share (or, without Redis, what this instance keeps for itself).
@@ -211,7 +218,9 @@ impl Shared {
                 gcra: redis::Script::new(GCRA),
                 budget_take: redis::Script::new(budget::TAKE),
                 budget_observe: redis::Script::new(budget::OBSERVE),
+                velocity: velocity::Windows::new(),
                 local: Mutex::new(HashMap::new()),
+                counters: counters::Local::default(),
             }),
         }
     }
@@ -447,7 +456,7 @@ mod tests {
     }
 
     /// A second instance on the same Redis and prefix.
-    async fn same_cluster(one: &Shared) -> Shared {
+    pub(crate) async fn same_cluster(one: &Shared) -> Shared {
         let url = std::env::var("ADMIN_PORTAL_TEST_REDIS_URL")
             .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
         Shared::connect(&ClusterConfig {

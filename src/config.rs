@@ -47,6 +47,8 @@ pub struct Config {
     #[serde(default)]
     pub cluster: crate::cluster::ClusterConfig,
     #[serde(default)]
+    pub limits: crate::ops::velocity::LimitsConfig,
+    #[serde(default)]
     pub metrics: crate::metrics::MetricsConfig,
     #[serde(default)]
     pub log: LogConfig,
@@ -292,10 +294,11 @@ impl Config {
                     .as_ref()
                     .map(|o| {
                         format!(
-                            "client {} key {} scopes {}",
+                            "client {} key {} scopes {} dpop {}",
                             o.client_id,
                             o.key_id,
-                            o.scopes.join(" ")
+                            o.scopes.join(" "),
+                            o.dpop
                         )
                     })
                     .unwrap_or_else(|| "(not set)".into()),

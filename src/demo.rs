@@ -36,6 +36,7 @@ pub fn registration_config_for(
         trusted_proxies: Vec::new(),
         pow_hmac_key: None,
         limits: Default::default(),
+        cluster: Default::default(),
         timeout_seconds: None,
         metrics: Default::default(),
     })
@@ -95,7 +96,26 @@ pub fn config_for_simulator(
         cluster: Default::default(),
         metrics: Default::default(),
         log: Default::default(),
+        limits: Default::default(),
     })
+}
+
+/// OAuth 2.0 for Okta with the simulator's demo service app instead of the SSWS token. The
+/// app is DPoP-bound, as Okta creates API Services apps today; the portal's default
+/// `okta.oauth.dpop = "auto"` switches to DPoP when Okta first asks for it.
+pub fn use_service_app(config: &mut Config) {
+    config.okta.api_token = None;
+    config.okta.oauth = Some(crate::config::OktaOAuthConfig {
+        client_id: okta_sim::SERVICE_APP_CLIENT_ID.to_string(),
+        private_key: Some(SecretString::from(okta_sim::SERVICE_APP_KEY_PEM)),
+        private_key_file: None,
+        key_id: okta_sim::SERVICE_APP_KID.to_string(),
+        scopes: okta_sim::SERVICE_APP_SCOPES
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        dpop: Default::default(),
+    });
 }
 
 pub async fn run(
@@ -111,11 +131,13 @@ pub async fn run(
     )
     .await?;
     let db_path = data_dir.join("admin-portal.db");
-    let config = config_for_simulator(
+    let mut config = config_for_simulator(
         sim.base_url(),
         SocketAddr::from(([127, 0, 0, 1], port)),
         format!("sqlite://{}", db_path.display()),
     )?;
+    // The path a new real org takes: a service app that requires DPoP.
+    use_service_app(&mut config);
     let valid = config.validate().map_err(|problems| {
         anyhow::anyhow!("demo configuration invalid: {}", problems.join("; "))
     })?;
@@ -142,6 +164,10 @@ pub async fn run(
     );
     println!(
         "  Registration:    {edge_url}/register (the public edge; its own process in production)"
+    );
+    println!(
+        "  Okta API access: service app {} (private_key_jwt, DPoP-bound tokens)",
+        okta_sim::SERVICE_APP_CLIENT_ID
     );
     println!("  Database:        {}", db_path.display());
     println!(

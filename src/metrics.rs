@@ -203,7 +203,8 @@ pub fn search_cache(hit: bool) {
 
 /// A request refused by one of the portal's own limits. `kind`: `agent` (an agent's
 /// requests), `client` (a service client's API requests), `signin_failure` (anonymous sign-in
-/// failures not recorded one by one), `registration` (the registration edge's limits).
+/// failures not recorded one by one), `registration` (the registration edge's limits),
+/// `velocity` (velocity caps on destructive actions).
 pub fn rate_limited(kind: &'static str) {
     metrics::counter!(RATE_LIMITED, "kind" => kind).increment(1);
 }

@@ -3,6 +3,7 @@
 pub mod budget;
 pub mod client;
 pub mod config;
+pub mod dpop;
 pub mod error;
 pub mod factors;
 pub mod logs;

@@ -7,6 +7,9 @@
 //! `_links`, delete only when deprovisioned, allow-lists) → **Okta call** → **audit exactly
 //! once** ([`record`]) → a typed outcome ([`Done`]) or error ([`OpError`]).
 //!
+//! Velocity caps ([`velocity`]) are checked last, right before the change is sent: an action
+//! that reaches Okta counts against its principal's cap, a refused one does not.
+//!
 //! One audit failure policy, decided here: a refusal or a failed Okta call that cannot be
 //! audited fails the request ([`OpError::Unrecorded`]); an Okta change that succeeded but
 //! could not be audited is reported as done with [`Recorded::Missing`], which every front end
@@ -34,6 +37,7 @@ mod record;
 pub mod refusal;
 pub mod registration;
 pub mod users;
+pub mod velocity;
 
 pub use catalog::Op;
 pub use input::{FieldErrors, UserRef, Why, WhyErrors, WhyRules};
@@ -49,6 +53,7 @@ pub struct Ops {
     users: UsersConfig,
     mfa: MfaConfig,
     why: WhyRules,
+    velocity: velocity::Velocity,
 }
 
 impl Ops {
@@ -68,6 +73,10 @@ impl Ops {
             users,
             mfa,
             why,
+            velocity: velocity::Velocity::new(
+                crate::cluster::Shared::local(),
+                velocity::VelocityConfig::default(),
+            ),
         }
     }
 

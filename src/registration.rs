@@ -84,14 +84,15 @@ impl Edge {
         let key = config.pow_hmac_key.clone().unwrap_or_else(random_key);
         let ttl = Duration::from_secs(config.limits.pow_ttl_seconds);
         let public_base = config.public_base(bound);
+        let shared = crate::cluster::Shared::connect(&config.cluster).await?;
         if config.metrics.enabled {
             // Installed now, so the limits' refusals are counted before the first scrape.
             let _ = crate::metrics::recorder();
         }
         let state = Arc::new(EdgeState {
             api,
-            pow: pow::ProofOfWork::new(key, ttl),
-            abuse: abuse::Abuse::new(&config.limits),
+            pow: pow::ProofOfWork::new(key, ttl, shared.clone()),
+            abuse: abuse::Abuse::new(&config.limits, shared),
             public_base: public_base.clone(),
             config,
         });

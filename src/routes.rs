@@ -37,6 +37,7 @@ pub fn router(state: AppState, sessions: SessionManagerLayer<DbSessionStore>) ->
         .route("/me", get(pages::me))
         .route("/activity", get(activity::index))
         .route("/activity/agents/{sub}", get(activity::agent_timeline))
+        .route("/activity/agents/{sub}/lift", post(activity::lift))
         .route("/activity/charts", get(activity::charts))
         .route("/activity/export.csv", get(activity::export_csv))
         .route("/activity/export.jsonl", get(activity::export_jsonl))

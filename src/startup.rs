@@ -77,7 +77,7 @@ impl Application {
         let (policy, okta, audit) = (
             Arc::new(policy),
             Arc::new(okta),
-            AuditStore::with_throttle(db.clone(), &config.audit.throttle),
+            AuditStore::with_throttle(db.clone(), &config.audit.throttle, shared.clone()),
         );
         let ops = Ops::new(
             okta.clone(),
@@ -86,7 +86,11 @@ impl Application {
             config.users.clone(),
             config.mfa.clone(),
             ticket_pattern,
-        );
+        )
+        .with_velocity(crate::ops::velocity::Velocity::new(
+            shared.clone(),
+            config.limits.velocity.clone(),
+        ));
         let state = AppState {
             session: Arc::new(config.session.clone()),
             config: Arc::new(config),

@@ -198,6 +198,14 @@ impl From<Refusal> for ApiProblem {
         if let Refusal::Permission(decision) = &refusal {
             return from_decision(decision);
         }
+        if let Some(wait) = refusal.retry_after_seconds() {
+            return ApiProblem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                refusal.code(),
+                refusal.message(),
+            )
+            .header(header::RETRY_AFTER, wait.to_string());
+        }
         let status = match &refusal {
             Refusal::Stale => StatusCode::PRECONDITION_FAILED,
             r if r.is_conflict() => StatusCode::CONFLICT,

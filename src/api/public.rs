@@ -41,6 +41,25 @@ fn with_reported_ip(principal: &Principal, headers: &HeaderMap) -> Principal {
     principal
 }
 
+/// Public work running after its answer, at most this many at once (the rest wait their
+/// turn; the edge's and the API's limits bound how many can arrive).
+static PUBLIC_WORK: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(64);
+
+/// Runs a registration or recovery after the 202 is sent: what it did is in the audit trail,
+/// never in the answer or its timing.
+fn in_background<T: Send + 'static>(
+    work: impl Future<Output = Result<T, crate::ops::OpError>> + Send + 'static,
+) {
+    tokio::spawn(async move {
+        let Ok(_permit) = PUBLIC_WORK.acquire().await else {
+            return;
+        };
+        if let Err(crate::ops::OpError::Unrecorded(e)) = work.await {
+            tracing::error!(error = %e, "a public request's audit record could not be written");
+        }
+    });
+}
+
 /// A self-registration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -82,8 +101,13 @@ pub async fn register(
     let work = {
         let (api, principal) = (api.clone(), principal.clone());
         async move {
-            let groups = &api.gate.config.registration_groups;
-            api.ops.register(&principal, &registration, groups).await?;
+            api.ops
+                .admit_registration(&principal, &registration)
+                .await?;
+            in_background(async move {
+                let groups = &api.gate.config.registration_groups;
+                api.ops.register(&principal, &registration, groups).await
+            });
             Ok(accepted())
         }
     };
@@ -118,11 +142,14 @@ pub async fn recover(
     headers: HeaderMap,
     Body(body): Body<RecoveryBody>,
 ) -> ApiResult {
-    let groups = &api.gate.config.registration_groups;
-    let login = body.login.trim();
+    let login = body.login.trim().to_string();
     let principal = with_reported_ip(&service.principal, &headers);
-    match api.ops.recover(&principal, login, groups).await {
-        Ok(_) => {}
+    match api.ops.admit_recovery(&principal, &login).await {
+        Ok(()) => in_background(async move {
+            let groups = &api.gate.config.registration_groups;
+            api.ops.recover(&principal, &login, groups).await
+        }),
+        // Not an email address: the same answer, and nothing to look up.
         Err(crate::ops::OpError::Invalid(_)) if !login.is_empty() => {}
         Err(e) => return Err(e.into()),
     }

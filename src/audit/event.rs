@@ -30,10 +30,11 @@ pub enum Action {
     UserGroupRemove,
     UserRegister,
     UserRecover,
+    VelocityLift,
 }
 
 impl Action {
-    pub const ALL: [Action; 25] = [
+    pub const ALL: [Action; 26] = [
         Action::SignIn,
         Action::SignOut,
         Action::AccessDenied,
@@ -59,6 +60,7 @@ impl Action {
         Action::UserGroupRemove,
         Action::UserRegister,
         Action::UserRecover,
+        Action::VelocityLift,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -88,6 +90,7 @@ impl Action {
             Action::UserGroupRemove => "user.group_remove",
             Action::UserRegister => "user.register",
             Action::UserRecover => "user.recover",
+            Action::VelocityLift => "velocity.lift",
         }
     }
 }

@@ -31,14 +31,23 @@ impl std::fmt::Debug for AuditStore {
 
 impl AuditStore {
     pub fn new(db: Database) -> AuditStore {
-        Self::with_throttle(db, &throttle::ThrottleConfig::default())
+        Self::with_throttle(
+            db,
+            &throttle::ThrottleConfig::default(),
+            crate::cluster::Shared::local(),
+        )
     }
 
-    /// A store whose anonymous failures are limited as `throttle` says.
-    pub fn with_throttle(db: Database, throttle: &throttle::ThrottleConfig) -> AuditStore {
+    /// A store whose anonymous failures are limited as `throttle` says, per address across
+    /// the instances that share `shared`.
+    pub fn with_throttle(
+        db: Database,
+        throttle: &throttle::ThrottleConfig,
+        shared: crate::cluster::Shared,
+    ) -> AuditStore {
         AuditStore {
             db,
-            throttle: throttle::Throttle::new(throttle),
+            throttle: throttle::Throttle::new(throttle, shared),
         }
     }
 

@@ -2,17 +2,19 @@
 //! be sent by anyone, as fast as they like. They are still worth a record, but not one per
 //! request: identical failures from one address within a window are counted and written as
 //! one record with the count, and each address may start only a few new records per minute.
+//! That per-address limit is one for all instances when they share Redis (`[cluster]`); the
+//! counting of identical failures stays per instance, so N instances write at most N records
+//! per failure and window.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::Deserialize;
 
 use super::{AuditStore, NewEvent};
+use crate::cluster::{Quota, Shared};
 
 /// `[audit.throttle]`: how anonymous failures are rate-limited and aggregated.
 #[derive(Debug, Clone, Deserialize)]
@@ -59,7 +61,8 @@ struct Pending {
 }
 
 pub(crate) struct Throttle {
-    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    shared: Shared,
+    quota: Quota,
     window: Duration,
     pending: Mutex<HashMap<String, Pending>>,
 }
@@ -72,11 +75,10 @@ enum Verdict {
 }
 
 impl Throttle {
-    pub(crate) fn new(config: &ThrottleConfig) -> Arc<Throttle> {
-        let per_minute =
-            NonZeroU32::new(config.records_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+    pub(crate) fn new(config: &ThrottleConfig, shared: Shared) -> Arc<Throttle> {
         Arc::new(Throttle {
-            limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            shared,
+            quota: Quota::per_minute(config.records_per_minute.max(1)),
             window: Duration::from_secs(config.window_seconds.max(1)),
             pending: Mutex::new(HashMap::new()),
         })
@@ -101,20 +103,34 @@ impl Throttle {
         (ip, key)
     }
 
-    fn judge(&self, event: &NewEvent) -> Verdict {
+    /// A repeat of a failure written within the window is only counted.
+    fn repeat(&self, key: &str, event: &NewEvent, now: Instant) -> bool {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        match pending.get_mut(key) {
+            Some(p) if now.duration_since(p.since) < self.window => {
+                p.suppressed += 1;
+                p.last = Some(event.clone());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    async fn judge(&self, event: &NewEvent) -> Verdict {
         let (ip, key) = Self::key(event);
         let now = Instant::now();
-        let Ok(mut pending) = self.pending.lock() else {
-            return Verdict::Write;
-        };
-        if let Some(p) = pending.get_mut(&key)
-            && now.duration_since(p.since) < self.window
-        {
-            p.suppressed += 1;
-            p.last = Some(event.clone());
+        if self.repeat(&key, event, now) {
             return Verdict::Suppressed;
         }
-        let allowed = ip.is_some_and(|ip| self.limiter.check_key(&ip).is_ok());
+        let allowed = match ip {
+            Some(ip) => {
+                let who = ip.to_string();
+                let checked = self.shared.check("signin-failures", &who, self.quota);
+                checked.await.is_ok()
+            }
+            None => false,
+        };
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         let bucket = if allowed {
             key
         } else {
@@ -162,7 +178,6 @@ impl Throttle {
             }
             !ended
         });
-        self.limiter.retain_recent();
         out
     }
 }
@@ -172,7 +187,7 @@ impl AuditStore {
     /// the client's address is over its budget; then it is only counted, and written later
     /// as one record by [`AuditStore::flush_suppressed`]. Returns the id when written now.
     pub async fn record_anonymous_failure(&self, event: NewEvent) -> Option<anyhow::Result<i64>> {
-        match self.throttle.judge(&event) {
+        match self.throttle.judge(&event).await {
             Verdict::Write => Some(self.record(event).await),
             Verdict::Suppressed => {
                 crate::metrics::rate_limited("signin_failure");
@@ -215,23 +230,35 @@ mod tests {
         .detail(detail)
     }
 
-    #[test]
-    fn identical_failures_are_counted_and_distinct_ones_limited_per_address() {
-        let t = Throttle::new(&ThrottleConfig {
-            records_per_minute: 3,
-            window_seconds: 60,
-        });
-        assert_eq!(t.judge(&failure("127.0.0.1", "a")), Verdict::Write);
+    #[tokio::test]
+    async fn identical_failures_are_counted_and_distinct_ones_limited_per_address() {
+        let t = Throttle::new(
+            &ThrottleConfig {
+                records_per_minute: 3,
+                window_seconds: 60,
+            },
+            Shared::local(),
+        );
+        assert_eq!(t.judge(&failure("127.0.0.1", "a")).await, Verdict::Write);
         for _ in 0..100 {
-            assert_eq!(t.judge(&failure("127.0.0.1", "a")), Verdict::Suppressed);
+            assert_eq!(
+                t.judge(&failure("127.0.0.1", "a")).await,
+                Verdict::Suppressed
+            );
         }
-        assert_eq!(t.judge(&failure("127.0.0.1", "b")), Verdict::Write);
-        assert_eq!(t.judge(&failure("127.0.0.1", "c")), Verdict::Write);
+        assert_eq!(t.judge(&failure("127.0.0.1", "b")).await, Verdict::Write);
+        assert_eq!(t.judge(&failure("127.0.0.1", "c")).await, Verdict::Write);
         // The address's budget is spent: new kinds of failure are only counted.
-        assert_eq!(t.judge(&failure("127.0.0.1", "d")), Verdict::Suppressed);
-        assert_eq!(t.judge(&failure("127.0.0.1", "e")), Verdict::Suppressed);
+        assert_eq!(
+            t.judge(&failure("127.0.0.1", "d")).await,
+            Verdict::Suppressed
+        );
+        assert_eq!(
+            t.judge(&failure("127.0.0.1", "e")).await,
+            Verdict::Suppressed
+        );
         // Another address has its own budget.
-        assert_eq!(t.judge(&failure("127.0.0.2", "a")), Verdict::Write);
+        assert_eq!(t.judge(&failure("127.0.0.2", "a")).await, Verdict::Write);
         let mut taken = t.take(true);
         taken.sort_by_key(|(n, _)| *n);
         let counts: Vec<u64> = taken.iter().map(|(n, _)| *n).collect();

@@ -69,6 +69,7 @@ permissions! {
     FactorsReset => "factors.reset", "Reset MFA factors";
     AuditRead => "audit.read", "Review activity";
     AuditExport => "audit.export", "Export activity";
+    LimitsLift => "limits.lift", "Lift an agent's velocity caps for the rest of the day";
 }
 
 /// Links a marker type to its permission.
@@ -302,6 +303,7 @@ impl Policy {
             (FactorsReset, "admin.factors.manage", &agents),
             (AuditRead, "admin.audit.read", &managers),
             (AuditExport, "admin.audit.read", &managers),
+            (LimitsLift, "admin.audit.read", &managers),
         ] {
             m.insert(p.as_str().to_string(), rule(scope, groups));
         }

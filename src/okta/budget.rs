@@ -42,6 +42,27 @@ tokio::task_local! {
     pub static REQUESTER: Arc<Mutex<Option<String>>>;
 }
 
+tokio::task_local! {
+    /// Set while the reads a change depends on run (the user and groups its guards check):
+    /// they are part of the change, so they may use the write reserve like the change itself.
+    static FOR_A_CHANGE: ();
+}
+
+/// Runs `reads` as part of a change: a read storm cannot stop the unlock because its guard
+/// could not read the user.
+pub async fn for_a_change<F: Future>(reads: F) -> F::Output {
+    FOR_A_CHANGE.scope((), reads).await
+}
+
+/// The kind a call is budgeted as: a write, or a read that is part of a change, counts as a write.
+pub fn kind_of(idempotent: bool) -> Kind {
+    if idempotent && FOR_A_CHANGE.try_with(|_| ()).is_err() {
+        Kind::Read
+    } else {
+        Kind::Write
+    }
+}
+
 /// Names the requester of the current request, if the request runs inside [`REQUESTER`].
 pub fn set_requester(id: &str) {
     let _ = REQUESTER.try_with(|slot| {
@@ -83,6 +104,9 @@ pub struct BudgetConfig {
     /// How long a search page is served again without asking Okta (0: never; identical
     /// searches running at the same moment still share one call).
     pub search_cache_seconds: u64,
+    /// How long the list of groups (the search filter, the create form, the registration
+    /// groups) is kept (0: read every time). Dropped when the portal changes a group.
+    pub group_cache_seconds: u64,
 }
 
 impl Default for BudgetConfig {
@@ -98,6 +122,7 @@ impl Default for BudgetConfig {
             default_limit: 100,
             limits: BTreeMap::new(),
             search_cache_seconds: 5,
+            group_cache_seconds: 300,
         }
     }
 }

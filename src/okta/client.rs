@@ -1,12 +1,13 @@
 //! The Management API client: one `reqwest::Client`, authentication (SSWS or OAuth 2.0 for
-//! Okta with private_key_jwt), and one `send` path that maps every failure to `OktaError`,
-//! reads the rate-limit headers on every response, and retries only what is safe.
+//! Okta with private_key_jwt, DPoP-bound when the service app requires it), and one `send`
+//! path that maps every failure to `OktaError`, reads the rate-limit headers on every
+//! response, and retries only what is safe.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::budget::{Kind, RateLimit};
+use super::budget::RateLimit;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -16,21 +17,49 @@ use serde_json::Value;
 use url::Url;
 
 use super::config::OktaConfig;
+use super::dpop::{Dpop, Server};
 use super::error::{OktaError, OktaErrorKind};
 
 /// How the portal authenticates to the Management API.
 pub enum OktaAuth {
     Ssws(SecretString),
-    OAuth(ServiceApp),
+    OAuth(Box<ServiceApp>),
 }
 
-/// A service app using `client_credentials` with `private_key_jwt` (OKTA-FACTS.md §1.2).
+/// A service app using `client_credentials` with `private_key_jwt` (OKTA-FACTS.md §1.2),
+/// and DPoP (§10.9) with a key of its own.
 pub struct ServiceApp {
     client_id: String,
     key_id: String,
     key: jsonwebtoken::EncodingKey,
     scopes: Vec<String>,
-    token: tokio::sync::Mutex<Option<(SecretString, Instant)>>,
+    token: tokio::sync::Mutex<Option<ServiceToken>>,
+    dpop: Dpop,
+}
+
+/// A cached service token, until shortly before it expires.
+struct ServiceToken {
+    secret: SecretString,
+    renew_at: Instant,
+    /// `token_type: DPoP`: sent as `Authorization: DPoP …` with a proof.
+    bound: bool,
+}
+
+/// How one call authenticates: the `Authorization` value and, for a DPoP-bound token, the
+/// token the proof's `ath` is computed from.
+struct Credential {
+    authorization: String,
+    bound_token: Option<SecretString>,
+}
+
+/// What `send` has already done once to get a call through.
+#[derive(Default)]
+struct Resent {
+    token: bool,
+    nonce: bool,
+    switched: bool,
+    /// Whether the last attempt went out with a DPoP-bound token.
+    bound: bool,
 }
 
 /// A successful answer.
@@ -133,7 +162,29 @@ struct AssertionClaims<'a> {
 struct TokenAnswer {
     access_token: String,
     #[serde(default)]
+    token_type: Option<String>,
+    #[serde(default)]
     expires_in: Option<u64>,
+}
+
+impl TokenAnswer {
+    fn is_dpop(&self) -> bool {
+        self.token_type
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("DPoP"))
+    }
+}
+
+/// Whether Okta refused a call or token request for want of a (good) DPoP proof.
+fn asks_for_dpop(e: &OktaError) -> bool {
+    matches!(
+        e.code.as_deref(),
+        Some("invalid_dpop_proof" | "use_dpop_nonce")
+    )
+}
+
+fn is_nonce_challenge(e: &OktaError) -> bool {
+    e.code.as_deref() == Some("use_dpop_nonce")
 }
 
 fn now_unix() -> i64 {
@@ -248,14 +299,16 @@ impl OktaClient {
                         "okta.oauth needs exactly one of private_key and private_key_file"
                     ),
                 };
-                OktaAuth::OAuth(ServiceApp {
+                OktaAuth::OAuth(Box::new(ServiceApp {
                     client_id: oauth.client_id.clone(),
                     key_id: oauth.key_id.clone(),
                     key: jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes())
                         .map_err(|e| anyhow::anyhow!("okta.oauth private key: {e}"))?,
                     scopes: oauth.scopes.clone(),
                     token: tokio::sync::Mutex::new(None),
-                })
+                    // Never the private_key_jwt key: a P-256 key made now, in memory only.
+                    dpop: Dpop::new(oauth.dpop)?,
+                }))
             }
             _ => anyhow::bail!("configure exactly one of okta.api_token and okta.oauth"),
         };
@@ -267,9 +320,10 @@ impl OktaClient {
             max_retry_wait: Duration::from_secs(config.max_retry_wait_seconds),
             budget: Mutex::new(HashMap::new()),
             rations: super::budget::Budget::new(&config.budget),
-            reads: super::reads::Reads::new(Duration::from_secs(
-                config.budget.search_cache_seconds,
-            )),
+            reads: super::reads::Reads::new(
+                Duration::from_secs(config.budget.search_cache_seconds),
+                Duration::from_secs(config.budget.group_cache_seconds),
+            ),
         })
     }
 
@@ -285,24 +339,47 @@ impl OktaClient {
             .and_then(|b| b.get(&bucket(method, path)).copied())
     }
 
-    async fn authorization(&self) -> Result<String, OktaError> {
+    /// The DPoP state of the service app (OAuth only), for diagnostics and tests.
+    pub fn dpop(&self) -> Option<&Dpop> {
         match &self.auth {
-            OktaAuth::Ssws(token) => Ok(format!("SSWS {}", token.expose_secret())),
-            OktaAuth::OAuth(app) => {
-                let mut cached = app.token.lock().await;
-                if let Some((token, expires)) = cached.as_ref()
-                    && Instant::now() < *expires
-                {
-                    return Ok(format!("Bearer {}", token.expose_secret()));
-                }
-                let (token, lifetime) = self.fetch_service_token(app).await?;
-                // Renew a minute before Okta's expiry.
-                let renew = Duration::from_secs(lifetime.saturating_sub(60).max(1));
-                let header = format!("Bearer {}", token.expose_secret());
-                *cached = Some((token, Instant::now() + renew));
-                Ok(header)
-            }
+            OktaAuth::OAuth(app) => Some(&app.dpop),
+            OktaAuth::Ssws(_) => None,
         }
+    }
+
+    async fn authorization(&self) -> Result<Credential, OktaError> {
+        let app = match &self.auth {
+            OktaAuth::Ssws(token) => {
+                return Ok(Credential {
+                    authorization: format!("SSWS {}", token.expose_secret()),
+                    bound_token: None,
+                });
+            }
+            OktaAuth::OAuth(app) => app,
+        };
+        let mut cached = app.token.lock().await;
+        let fresh = cached.as_ref().is_some_and(|t| Instant::now() < t.renew_at);
+        if !fresh {
+            let (answer, lifetime) = self.fetch_service_token(app).await?;
+            // Renew a minute before Okta's expiry.
+            let renew = Duration::from_secs(lifetime.saturating_sub(60).max(1));
+            *cached = Some(ServiceToken {
+                bound: answer.is_dpop() && app.dpop.enabled(),
+                secret: SecretString::from(answer.access_token),
+                renew_at: Instant::now() + renew,
+            });
+        }
+        let Some(token) = cached.as_ref() else {
+            return Err(OktaError::new(
+                OktaErrorKind::Unauthorized,
+                "no service token",
+            ));
+        };
+        let scheme = if token.bound { "DPoP" } else { "Bearer" };
+        Ok(Credential {
+            authorization: format!("{scheme} {}", token.secret.expose_secret()),
+            bound_token: token.bound.then(|| token.secret.clone()),
+        })
     }
 
     /// Drops the cached service token (OAuth only); true when there was one to drop.
@@ -313,14 +390,40 @@ impl OktaClient {
         }
     }
 
-    async fn fetch_service_token(
-        &self,
-        app: &ServiceApp,
-    ) -> Result<(SecretString, u64), OktaError> {
+    /// A service token: with a DPoP proof when DPoP is on, once more with Okta's nonce after
+    /// `use_dpop_nonce`, and (with `auto`) once more with a proof when Okta asks for one.
+    async fn fetch_service_token(&self, app: &ServiceApp) -> Result<(TokenAnswer, u64), OktaError> {
         let token_url = self
             .base
             .join("/oauth2/v1/token")
             .map_err(|e| OktaError::new(OktaErrorKind::Transport, e.to_string()))?;
+        let mut resent = Resent::default();
+        loop {
+            match self.token_request(app, &token_url).await {
+                Ok(answer) => {
+                    if answer.is_dpop() {
+                        app.dpop.switch_on("token_type DPoP");
+                    }
+                    let lifetime = answer.expires_in.unwrap_or(3600);
+                    return Ok((answer, lifetime));
+                }
+                Err(e) if is_nonce_challenge(&e) && app.dpop.enabled() && !resent.nonce => {
+                    resent.nonce = true;
+                }
+                Err(e)
+                    if asks_for_dpop(&e)
+                        && !resent.switched
+                        && app.dpop.switch_on("the token endpoint") =>
+                {
+                    resent.switched = true;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The signed `private_key_jwt` client assertion (a new `jti` every time).
+    fn client_assertion(&self, app: &ServiceApp, token_url: &Url) -> Result<String, OktaError> {
         let now = now_unix();
         let claims = AssertionClaims {
             iss: &app.client_id,
@@ -332,12 +435,21 @@ impl OktaClient {
         };
         let mut jwt_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
         jwt_header.kid = Some(app.key_id.clone());
-        let assertion = jsonwebtoken::encode(&jwt_header, &claims, &app.key).map_err(|e| {
+        jsonwebtoken::encode(&jwt_header, &claims, &app.key).map_err(|e| {
             OktaError::new(
                 OktaErrorKind::Unauthorized,
                 format!("signing the client assertion: {e}"),
             )
-        })?;
+        })
+    }
+
+    /// One token request; a refusal keeps Okta's `error` as its code.
+    async fn token_request(
+        &self,
+        app: &ServiceApp,
+        token_url: &Url,
+    ) -> Result<TokenAnswer, OktaError> {
+        let assertion = self.client_assertion(app, token_url)?;
         let scope = app.scopes.join(" ");
         let form = [
             ("grant_type", "client_credentials"),
@@ -348,43 +460,31 @@ impl OktaClient {
             ),
             ("client_assertion", assertion.as_str()),
         ];
-        let response = self
+        let mut builder = self
             .http
-            .post(token_url)
+            .post(token_url.clone())
             .header(header::ACCEPT, "application/json")
             .timeout(self.timeout)
-            .form(&form)
-            .send()
-            .await
-            .map_err(transport_error)?;
+            .form(&form);
+        if app.dpop.enabled() {
+            let proof = app.dpop.token_proof(token_url).map_err(|e| {
+                OktaError::new(
+                    OktaErrorKind::Unauthorized,
+                    format!("signing a DPoP proof: {e}"),
+                )
+            })?;
+            builder = builder.header("DPoP", proof);
+        }
+        let response = builder.send().await.map_err(transport_error)?;
         let status = response.status();
+        app.dpop.note_nonce(Server::Token, response.headers());
         let request_id = header_str(response.headers(), "x-okta-request-id").map(str::to_string);
         let bytes = response.bytes().await.map_err(transport_error)?;
         if !status.is_success() {
-            let detail: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let mut e = OktaError::new(
-                if status.is_server_error() {
-                    OktaErrorKind::Unavailable
-                } else {
-                    OktaErrorKind::Unauthorized
-                },
-                format!(
-                    "service app token refused: {} {}",
-                    detail["error"].as_str().unwrap_or(""),
-                    detail["error_description"].as_str().unwrap_or("")
-                ),
-            );
-            e.status = Some(status.as_u16());
-            e.request_id = request_id;
-            return Err(e);
+            return Err(token_refused(status, &bytes, request_id));
         }
-        let answer: TokenAnswer = serde_json::from_slice(&bytes).map_err(|e| {
-            OktaError::new(OktaErrorKind::Malformed, format!("token response: {e}"))
-        })?;
-        Ok((
-            SecretString::from(answer.access_token),
-            answer.expires_in.unwrap_or(3600),
-        ))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| OktaError::new(OktaErrorKind::Malformed, format!("token response: {e}")))
     }
 
     /// The read cache and coalescing (see `reads`).
@@ -405,36 +505,30 @@ impl OktaClient {
         request: OktaRequest,
     ) -> Result<OktaResponse<T>, OktaError> {
         let key = bucket(&request.method, &request.path);
-        let kind = if request.idempotent() {
-            Kind::Read
-        } else {
-            Kind::Write
-        };
+        let kind = super::budget::kind_of(request.idempotent());
         let mut retry_for: Option<String> = None;
         let mut attempt = 0u32;
-        let mut token_renewed = false;
+        let mut resent = Resent::default();
         loop {
             attempt += 1;
             // Nothing is sent that the budget has no room for (see `budget`).
             let permit = self.rations.acquire(&key, kind).await.map_err(busy)?;
             let sent = self
-                .send_once::<T>(&request, &key, retry_for.as_deref(), attempt - 1)
+                .send_once::<T>(
+                    &request,
+                    &key,
+                    (retry_for.as_deref(), attempt - 1),
+                    &mut resent.bound,
+                )
                 .await;
             drop(permit);
-            if kind == Kind::Write {
+            if !request.idempotent() {
                 // Whatever the answer, the user may have changed: drop what is stale.
                 self.reads.changed(&request.method, &request.path);
             }
             match sent {
                 Ok(r) => return Ok(r),
-                Err((e, _))
-                    if e.kind == OktaErrorKind::Unauthorized
-                        && !token_renewed
-                        && self.forget_service_token().await =>
-                {
-                    // A revoked or rotated service token: Okta did nothing with this request,
-                    // so it is safe to send it once more with a new token.
-                    token_renewed = true;
+                Err((e, _)) if self.resend_after_refusal(&e, &mut resent).await => {
                     attempt -= 1;
                 }
                 Err((e, delay)) => {
@@ -461,6 +555,67 @@ impl OktaClient {
                 }
             }
         }
+    }
+
+    /// Whether a refused call may go once more. Okta did nothing with it, so this is safe for
+    /// writes too: after `use_dpop_nonce`, with the new nonce; after a DPoP challenge to a
+    /// bearer token (`auto`), with a DPoP-bound token; after a revoked or rotated service
+    /// token, with a new one. A refused proof is not sent again.
+    async fn resend_after_refusal(&self, e: &OktaError, resent: &mut Resent) -> bool {
+        let OktaAuth::OAuth(app) = &self.auth else {
+            return false;
+        };
+        if is_nonce_challenge(e) && app.dpop.enabled() && !resent.nonce {
+            resent.nonce = true;
+            return true;
+        }
+        if asks_for_dpop(e) {
+            // A refused proof is final; a bearer token refused for want of one is replaced by
+            // a DPoP-bound token (`auto`; another call may have switched already).
+            if resent.bound || resent.switched {
+                return false;
+            }
+            resent.switched = true;
+            let on = app.dpop.switch_on("a Management API challenge") || app.dpop.enabled();
+            if on {
+                let mut cached = app.token.lock().await;
+                if cached.as_ref().is_some_and(|t| !t.bound) {
+                    *cached = None;
+                }
+            }
+            return on;
+        }
+        if e.kind == OktaErrorKind::Unauthorized
+            && !resent.token
+            && self.forget_service_token().await
+        {
+            resent.token = true;
+            return true;
+        }
+        false
+    }
+
+    /// The DPoP header of a call made with a DPoP-bound token.
+    fn api_proof(
+        &self,
+        method: &Method,
+        url: &Url,
+        token: &SecretString,
+    ) -> Result<String, OktaError> {
+        let OktaAuth::OAuth(app) = &self.auth else {
+            return Err(OktaError::new(
+                OktaErrorKind::Unauthorized,
+                "no service app",
+            ));
+        };
+        app.dpop
+            .api_proof(method, url, token.expose_secret())
+            .map_err(|e| {
+                OktaError::new(
+                    OktaErrorKind::Unauthorized,
+                    format!("signing a DPoP proof: {e}"),
+                )
+            })
     }
 
     /// The HTTP request for one attempt.
@@ -522,8 +677,8 @@ impl OktaClient {
         &self,
         request: &OktaRequest,
         bucket_key: &str,
-        retry_for: Option<&str>,
-        retry_count: u32,
+        (retry_for, retry_count): (Option<&str>, u32),
+        bound: &mut bool,
     ) -> Result<OktaResponse<T>, (OktaError, Option<Duration>)> {
         let url = self.base.join(&request.path).map_err(|e| {
             (
@@ -531,8 +686,21 @@ impl OktaClient {
                 None,
             )
         })?;
-        let authorization = self.authorization().await.map_err(|e| (e, None))?;
-        let builder = self.builder(request, url, authorization, retry_for, retry_count);
+        let credential = self.authorization().await.map_err(|e| (e, None))?;
+        *bound = credential.bound_token.is_some();
+        let mut builder = self.builder(
+            request,
+            url.clone(),
+            credential.authorization,
+            retry_for,
+            retry_count,
+        );
+        if let Some(token) = &credential.bound_token {
+            let proof = self
+                .api_proof(&request.method, &url, token)
+                .map_err(|e| (e, None))?;
+            builder = builder.header("DPoP", proof);
+        }
         let response = builder.send().await.map_err(|e| {
             crate::metrics::okta_call(bucket_key, None);
             (transport_error(e), None)
@@ -542,19 +710,15 @@ impl OktaClient {
         let headers = response.headers().clone();
         let request_id = header_str(&headers, "x-okta-request-id").map(str::to_string);
         self.note_rate_limit(bucket_key, &headers).await;
+        if let OktaAuth::OAuth(app) = &self.auth {
+            app.dpop.note_nonce(Server::Api, &headers);
+        }
         let bytes = response
             .bytes()
             .await
             .map_err(|e| (transport_error(e), None))?;
         if !status.is_success() {
-            let reset = rate_limit(&headers).map(|l| l.reset);
-            let delay = (status == StatusCode::TOO_MANY_REQUESTS)
-                .then(|| retry_delay(&headers))
-                .flatten();
-            return Err((
-                OktaError::from_response(status.as_u16(), &bytes, request_id, reset),
-                delay,
-            ));
+            return Err(failure(status, &headers, &bytes, request_id));
         }
         let body_bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
         let body = serde_json::from_slice::<T>(body_bytes).map_err(|e| {
@@ -570,6 +734,53 @@ impl OktaClient {
             next: next_link(&headers),
         })
     }
+}
+
+/// A failed call: Okta's error body, or the `error` of its `WWW-Authenticate: DPoP`
+/// challenge (those answers have no body); for a 429, when to retry.
+fn failure(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    request_id: Option<String>,
+) -> (OktaError, Option<Duration>) {
+    let reset = rate_limit(headers).map(|l| l.reset);
+    let delay = (status == StatusCode::TOO_MANY_REQUESTS)
+        .then(|| retry_delay(headers))
+        .flatten();
+    let challenge = super::dpop::challenge(headers).filter(|c| c.error.is_some());
+    let error = match challenge {
+        Some(c) => OktaError::from_challenge(
+            status.as_u16(),
+            c.error.unwrap_or_default(),
+            c.description,
+            request_id,
+        ),
+        None => OktaError::from_response(status.as_u16(), body, request_id, reset),
+    };
+    (error, delay)
+}
+
+/// A refused token request: Okta's OAuth `error` is the code (never its description).
+fn token_refused(status: StatusCode, body: &[u8], request_id: Option<String>) -> OktaError {
+    let detail: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let code = detail["error"].as_str().map(str::to_string);
+    let mut e = OktaError::new(
+        if status.is_server_error() {
+            OktaErrorKind::Unavailable
+        } else {
+            OktaErrorKind::Unauthorized
+        },
+        format!(
+            "service app token refused: {} {}",
+            code.as_deref().unwrap_or(""),
+            detail["error_description"].as_str().unwrap_or("")
+        ),
+    );
+    e.status = Some(status.as_u16());
+    e.code = code;
+    e.request_id = request_id;
+    e
 }
 
 /// The portal's own refusal to spend more of Okta's budget.
@@ -590,6 +801,43 @@ fn transport_error(e: reqwest::Error) -> OktaError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dpop_key_is_made_at_start_and_is_never_the_service_apps_key() {
+        use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
+        let config: OktaConfig = serde_json::from_value(serde_json::json!({
+            "org_url": "https://example.okta.com",
+            "oauth": {
+                "client_id": "0oaService1",
+                "private_key": okta_sim::SERVICE_APP_KEY_PEM,
+                "key_id": "k1",
+            },
+        }))
+        .unwrap();
+        let http = crate::http::http_client().unwrap();
+        let client = OktaClient::new(http.clone(), &config).unwrap();
+        let dpop = client.dpop().unwrap();
+        assert_eq!(
+            dpop.mode(),
+            super::super::dpop::DpopMode::Auto,
+            "the default"
+        );
+        assert!(!dpop.enabled(), "auto starts without proofs");
+        let service =
+            jsonwebtoken::EncodingKey::from_rsa_pem(okta_sim::SERVICE_APP_KEY_PEM.as_bytes())
+                .unwrap();
+        let service = Jwk::from_encoding_key(&service, jsonwebtoken::Algorithm::RS256)
+            .unwrap()
+            .thumbprint(ThumbprintHash::SHA256)
+            .unwrap();
+        assert_ne!(dpop.key().thumbprint(), service);
+        let again = OktaClient::new(http, &config).unwrap();
+        assert_ne!(
+            again.dpop().unwrap().key().thumbprint(),
+            dpop.key().thumbprint(),
+            "a new key at every start, kept nowhere"
+        );
+    }
 
     #[test]
     fn buckets_group_ids_together() {

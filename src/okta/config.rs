@@ -49,6 +49,10 @@ pub struct OktaOAuthConfig {
     pub key_id: String,
     #[serde(default = "default_okta_scopes")]
     pub scopes: Vec<String>,
+    /// DPoP proofs (OKTA-FACTS.md §10.9): `true`, `false` or `"auto"` (switch on when Okta
+    /// first asks for them).
+    #[serde(default)]
+    pub dpop: super::dpop::DpopMode,
 }
 
 fn default_okta_scopes() -> Vec<String> {

@@ -121,6 +121,25 @@ impl OktaError {
         }
     }
 
+    /// Maps a `WWW-Authenticate` challenge (DPoP answers carry no body): its `error` is the
+    /// code, as `errorCode` is elsewhere.
+    pub fn from_challenge(
+        status: u16,
+        code: String,
+        description: Option<String>,
+        request_id: Option<String>,
+    ) -> OktaError {
+        OktaError {
+            kind: kind_for(status, Some(&code)),
+            status: Some(status),
+            summary: description.unwrap_or_else(|| code.clone()),
+            code: Some(code),
+            causes: Vec::new(),
+            request_id,
+            reset_at: None,
+        }
+    }
+
     /// A sentence an agent can act on. Okta's own summary is added where it says more.
     pub fn plain_message(&self) -> String {
         match self.kind {
@@ -183,6 +202,8 @@ fn kind_for(status: u16, code: Option<&str>) -> OktaErrorKind {
         Some("E0000016" | "E0000017" | "E0000032" | "E0000038" | "E0000069") => return NotAllowed,
         Some("E0000047" | "E0000109" | "E0000133") => return RateLimited,
         Some("E0000011") => return Unauthorized,
+        // DPoP refusals (RFC 9449): the portal's proof or token, never the person's input.
+        Some("invalid_dpop_proof" | "use_dpop_nonce" | "invalid_token") => return Unauthorized,
         Some("E0000005" | "E0000006") => return Forbidden,
         _ => {}
     }
@@ -236,6 +257,8 @@ mod tests {
             (403, "E0000005", Forbidden),
             (403, "E0000006", Forbidden),
             (500, "E0000009", Unavailable),
+            (400, "invalid_dpop_proof", Unauthorized),
+            (401, "use_dpop_nonce", Unauthorized),
         ] {
             let e = OktaError::from_response(status, &body(code, "x"), Some("req1".into()), None);
             assert_eq!(e.kind, kind, "{code}");

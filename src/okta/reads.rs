@@ -7,6 +7,10 @@
 //! query alone. A change the portal makes to a user drops every cached page that holds that
 //! user, and a new user drops them all, so an agent never sees a search older than their own
 //! change. Changes made outside the portal show up within the cache time.
+//!
+//! The list of groups (the search filter, the create form) is kept for
+//! `okta.budget.group_cache_seconds` (default 5 min) and dropped when the portal creates,
+//! changes or deletes a group (membership changes do not change the list).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +19,7 @@ use std::time::Duration;
 use moka::future::Cache;
 
 use super::error::OktaError;
-use super::models::User;
+use super::models::{Group, User};
 use super::users::UserPage;
 
 /// Search pages kept at most (per instance).
@@ -26,6 +30,8 @@ pub struct Reads {
     /// Loads in flight: an entry lives only while its call runs (coalescing, not caching).
     users: Cache<String, Arc<User>>,
     cache_pages: bool,
+    groups: Cache<String, Arc<Vec<Group>>>,
+    cache_groups: bool,
     pub(super) counts: ReadCounts,
 }
 
@@ -38,7 +44,7 @@ pub struct ReadCounts {
 }
 
 impl Reads {
-    pub fn new(search_cache: Duration) -> Reads {
+    pub fn new(search_cache: Duration, group_cache: Duration) -> Reads {
         let cache_pages = !search_cache.is_zero();
         Reads {
             pages: Cache::builder()
@@ -48,6 +54,11 @@ impl Reads {
                 .build(),
             users: Cache::builder().max_capacity(10_000).build(),
             cache_pages,
+            groups: Cache::builder()
+                .max_capacity(100)
+                .time_to_live(group_cache.max(Duration::from_millis(1)))
+                .build(),
+            cache_groups: !group_cache.is_zero(),
             counts: ReadCounts::default(),
         }
     }
@@ -78,6 +89,31 @@ impl Reads {
         }
         match page {
             Ok(page) => Ok(UserPage::clone(&page)),
+            Err(e) => Err(OktaError::clone(&e)),
+        }
+    }
+
+    /// A list of groups: from the cache, from a call already running for the same query, or
+    /// from `load`.
+    pub async fn groups<F>(&self, key: String, load: F) -> Result<Vec<Group>, OktaError>
+    where
+        F: Future<Output = Result<Vec<Group>, OktaError>>,
+    {
+        let was_cached = self.groups.contains_key(&key);
+        let loaded = AtomicU64::new(0);
+        let groups = self
+            .groups
+            .try_get_with(key.clone(), async {
+                loaded.store(1, Ordering::Relaxed);
+                load.await.map(Arc::new)
+            })
+            .await;
+        self.count(loaded.load(Ordering::Relaxed) == 1, was_cached);
+        if !self.cache_groups {
+            self.groups.invalidate(&key).await;
+        }
+        match groups {
+            Ok(groups) => Ok(Vec::clone(&groups)),
             Err(e) => Err(OktaError::clone(&e)),
         }
     }
@@ -128,6 +164,10 @@ impl Reads {
             .filter(|s| !s.is_empty())
             .collect();
         let user = match segs.as_slice() {
+            ["groups"] | ["groups", _] => {
+                self.groups.invalidate_all();
+                return;
+            }
             ["users"] if method == reqwest::Method::POST => None,
             ["users", id, ..] => Some(*id),
             ["groups", _, "users", id] => Some(*id),
@@ -150,5 +190,41 @@ impl Reads {
         if self.pages.invalidate_entries_if(holds).is_err() {
             self.pages.invalidate_all();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn load(calls: &AtomicU64) -> Result<Vec<Group>, OktaError> {
+        calls.fetch_add(1, Ordering::Relaxed);
+        Ok(Vec::new())
+    }
+
+    #[tokio::test]
+    async fn the_group_list_is_kept_until_the_portal_changes_a_group() {
+        let reads = Reads::new(Duration::from_secs(5), Duration::from_secs(300));
+        let calls = AtomicU64::new(0);
+        for _ in 0..3 {
+            reads.groups("200|".into(), load(&calls)).await.unwrap();
+        }
+        assert_eq!(calls.load(Ordering::Relaxed), 1, "one call, then the cache");
+        // A membership change does not change the list; a change to a group does.
+        reads.changed(&reqwest::Method::PUT, "/api/v1/groups/00g1/users/00u1");
+        reads.groups("200|".into(), load(&calls)).await.unwrap();
+        assert_eq!(calls.load(Ordering::Relaxed), 1);
+        reads.changed(&reqwest::Method::PUT, "/api/v1/groups/00g1");
+        reads.groups("200|".into(), load(&calls)).await.unwrap();
+        assert_eq!(calls.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn no_group_cache_when_it_is_turned_off() {
+        let reads = Reads::new(Duration::from_secs(5), Duration::ZERO);
+        let calls = AtomicU64::new(0);
+        reads.groups("200|".into(), load(&calls)).await.unwrap();
+        reads.groups("200|".into(), load(&calls)).await.unwrap();
+        assert_eq!(calls.load(Ordering::Relaxed), 2);
     }
 }

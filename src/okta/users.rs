@@ -293,7 +293,8 @@ impl OktaClient {
         if !q.is_empty() {
             request = request.query("q", q);
         }
-        Ok(self.send(request).await?.body)
+        let load = async { Ok(self.send(request).await?.body) };
+        self.reads().groups(format!("{limit}|{q}"), load).await
     }
 }
 

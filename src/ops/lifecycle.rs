@@ -32,7 +32,9 @@ impl Ops {
         op: Op,
         user: &UserRef,
     ) -> Result<(User, Vec<Group>), OpError> {
-        let (user, groups) = match self.load(user).await {
+        // What the guards read is part of the change: it may use the write reserve.
+        let loaded = crate::okta::budget::for_a_change(self.load(user)).await;
+        let (user, groups) = match loaded {
             Ok(loaded) => loaded,
             Err(e) => {
                 let detail = format!("reading the user failed: {}", e.summary);

@@ -2,6 +2,7 @@
 //! of `refused`, `failed` or `succeeded`, which write the record and apply the one audit
 //! failure policy of the operations layer (see the module documentation of `ops`).
 
+use super::velocity::Counted;
 use super::{Done, Op, OpError, Ops, Recorded, Refusal, Why};
 use crate::audit::{NewEvent, Outcome, Target};
 use crate::auth::principal::Principal;
@@ -20,6 +21,10 @@ pub(super) struct Attempt<'a> {
     track_status: bool,
     /// Set by [`Attempt::sending`]: the change is announced to the trail (crash safety).
     unfinished: Option<crate::audit::unfinished::Unfinished>,
+    /// The user as loaded, for a refusal at [`Attempt::sending`] (the velocity cap).
+    user: Option<User>,
+    /// Set by [`Attempt::sending`]: the change counts against its velocity cap.
+    counted: std::sync::Mutex<Option<Counted>>,
 }
 
 pub(super) fn target_of(user: &User) -> Target {
@@ -46,6 +51,8 @@ impl<'a> Attempt<'a> {
             status_before: None,
             track_status: false,
             unfinished: None,
+            user: None,
+            counted: std::sync::Mutex::new(None),
         }
     }
 
@@ -69,20 +76,31 @@ impl<'a> Attempt<'a> {
     pub(super) fn on_user(&mut self, user: &User) {
         self.target = target_of(user);
         self.status_before = Some(user.status.as_str().to_string());
+        self.user = Some(user.clone());
     }
 
-    /// Right before the change is sent to Okta: announces it to the audit trail, so that a
-    /// process that dies during the call still leaves a record (outcome `unknown`). If even
-    /// that cannot be written, nothing is sent.
+    /// Right before the change is sent to Okta, after every other guard: counts it against
+    /// the principal's velocity cap (a refusal, recorded, when the cap is reached), then
+    /// announces it to the audit trail, so that a process that dies during the call still
+    /// leaves a record (outcome `unknown`). If even that cannot be written, nothing is sent.
     pub(super) async fn sending(&mut self) -> Result<(), OpError> {
+        let counted = match self.ops.velocity_slot(self.principal, self.op).await {
+            Ok(counted) => counted,
+            Err(refusal) => return Err(self.refused(refusal, self.user.clone()).await),
+        };
         let event = self.unchanged(self.event(Outcome::Unknown));
-        self.unfinished = Some(
-            self.ops
-                .audit
-                .begin(event)
-                .await
-                .map_err(OpError::Unrecorded)?,
-        );
+        match self.ops.audit.begin(event).await {
+            Ok(unfinished) => self.unfinished = Some(unfinished),
+            Err(e) => {
+                if let Some(counted) = counted {
+                    self.ops.velocity_uncount(counted, None).await;
+                }
+                return Err(OpError::Unrecorded(e));
+            }
+        }
+        if let Ok(mut slot) = self.counted.lock() {
+            *slot = counted;
+        }
         Ok(())
     }
 
@@ -135,6 +153,10 @@ impl<'a> Attempt<'a> {
         detail: Option<String>,
         user: Option<User>,
     ) -> OpError {
+        let counted = self.counted.lock().ok().and_then(|mut c| c.take());
+        if let Some(counted) = counted {
+            self.ops.velocity_uncount(counted, Some(error.kind)).await;
+        }
         let event = self
             .event(Outcome::Failure)
             .okta(error.request_id.clone(), error.code.clone())

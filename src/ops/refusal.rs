@@ -29,6 +29,14 @@ pub enum Refusal {
     FactorNotPending,
     /// The public paths (registration, recovery) touch only users in the registration groups.
     NotSelfService,
+    /// The principal reached a velocity cap (`[limits.velocity]`); the message says which.
+    VelocityCap {
+        message: String,
+        /// Until one more is allowed (the oldest counted action leaves the hour).
+        retry_after_seconds: u64,
+    },
+    /// A manager lifting their own velocity caps.
+    OwnLimits,
 }
 
 impl Refusal {
@@ -78,6 +86,10 @@ impl Refusal {
                 "This user is not in a registration group: the public paths cannot change them."
                     .into()
             }
+            Refusal::VelocityCap { message, .. } => message.clone(),
+            Refusal::OwnLimits => {
+                "These are your own velocity caps: another manager must lift them.".into()
+            }
         }
     }
 
@@ -96,6 +108,20 @@ impl Refusal {
             Refusal::Stale => "precondition_failed",
             Refusal::FactorNotPending => "factor_not_pending",
             Refusal::NotSelfService => "not_self_service",
+            Refusal::VelocityCap { .. } => "velocity_cap",
+            Refusal::OwnLimits => "own_limits",
+        }
+    }
+
+    /// For a refusal that ends by itself (a velocity cap): the seconds until it does, for
+    /// `Retry-After` (429 for the API and the pages).
+    pub fn retry_after_seconds(&self) -> Option<u64> {
+        match self {
+            Refusal::VelocityCap {
+                retry_after_seconds,
+                ..
+            } => Some(*retry_after_seconds),
+            _ => None,
         }
     }
 

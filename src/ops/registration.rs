@@ -49,6 +49,48 @@ impl Ops {
         Ok(all.into_iter().filter(wanted).collect())
     }
 
+    /// What can be decided before Okta is asked, and so may be told to the caller: the
+    /// permission (a refusal is recorded) and the fields. Whatever happens after it, the
+    /// caller gets the same answer, so the public API answers right after this and runs
+    /// [`Ops::register`] in the background: the time of the answer cannot tell a new address
+    /// from an existing one.
+    pub async fn admit_registration(
+        &self,
+        principal: &Principal,
+        registration: &Registration,
+    ) -> Result<(), OpError> {
+        if let Err(refusal) = guard::permission(principal, &self.policy, Op::Register.permission())
+        {
+            let why = Why::fixed(REGISTRATION_REASON);
+            let target = registration_target(registration);
+            let attempt = Attempt::new(self, principal, Op::Register, Some(&why)).on_target(target);
+            return Err(attempt.refused(refusal, None).await);
+        }
+        let errors = validate_new_user(&new_user(registration, Vec::new()), &[]);
+        if !errors.is_empty() {
+            return Err(OpError::Invalid(errors));
+        }
+        Ok(())
+    }
+
+    /// As [`Ops::admit_registration`], for a recovery.
+    pub async fn admit_recovery(&self, principal: &Principal, login: &str) -> Result<(), OpError> {
+        if let Err(refusal) = guard::permission(principal, &self.policy, Op::Recover.permission()) {
+            let why = Why::fixed(RECOVERY_REASON);
+            let target = Target {
+                id: None,
+                login: Some(login.to_string()),
+                name: None,
+            };
+            let attempt = Attempt::new(self, principal, Op::Recover, Some(&why)).on_target(target);
+            return Err(attempt.refused(refusal, None).await);
+        }
+        match UserRef::parse(login) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(OpError::invalid("login", "Enter an email address.")),
+        }
+    }
+
     /// Creates the user (login = email, activation by Okta's email) in the registration groups.
     pub async fn register(
         &self,
@@ -57,14 +99,7 @@ impl Ops {
         group_names: &[String],
     ) -> Result<Done<Registered>, OpError> {
         let why = Why::fixed(REGISTRATION_REASON);
-        let target = Target {
-            id: None,
-            login: Some(registration.email.clone()),
-            name: Some(format!(
-                "{} {}",
-                registration.first_name, registration.last_name
-            )),
-        };
+        let target = registration_target(registration);
         let mut attempt = Attempt::new(self, principal, Op::Register, Some(&why)).on_target(target);
         if let Err(refusal) = guard::permission(principal, &self.policy, Op::Register.permission())
         {
@@ -82,15 +117,7 @@ impl Ops {
                     .await);
             }
         };
-        let new = CreateUser {
-            first_name: registration.first_name.clone(),
-            last_name: registration.last_name.clone(),
-            email: registration.email.clone(),
-            login: registration.email.clone(),
-            group_ids: groups.iter().map(|g| g.id.clone()).collect(),
-            activate: true,
-            ..CreateUser::default()
-        };
+        let new = new_user(registration, groups.iter().map(|g| g.id.clone()).collect());
         let errors = validate_new_user(&new, &groups);
         if !errors.is_empty() {
             return Err(OpError::Invalid(errors));
@@ -204,6 +231,29 @@ impl Ops {
             });
         }
         guard::offered(Op::Recover, user).err()
+    }
+}
+
+fn registration_target(registration: &Registration) -> Target {
+    Target {
+        id: None,
+        login: Some(registration.email.clone()),
+        name: Some(format!(
+            "{} {}",
+            registration.first_name, registration.last_name
+        )),
+    }
+}
+
+fn new_user(registration: &Registration, group_ids: Vec<String>) -> CreateUser {
+    CreateUser {
+        first_name: registration.first_name.clone(),
+        last_name: registration.last_name.clone(),
+        email: registration.email.clone(),
+        login: registration.email.clone(),
+        group_ids,
+        activate: true,
+        ..CreateUser::default()
     }
 }
 

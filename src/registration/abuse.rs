@@ -1,22 +1,18 @@
-//! Abuse controls in process: GCRA limits per client address, per email address and for
-//! submissions without a proof of work (`governor`), and a count of refused submissions per
-//! address that makes that address's later challenges harder (the slow-down: the client
-//! spends the time, the server does not sleep).
+//! Abuse controls: GCRA limits per client address, per email address and for submissions
+//! without a proof of work, and a count of refused submissions per address that makes that
+//! address's later challenges harder (the slow-down: the client spends the time, the server
+//! does not sleep). They live in [`Shared`]: in Redis when the edge is given
+//! `[registration.cluster] redis_url`, so every edge behind a balancer counts as one, and per
+//! process otherwise (or while Redis does not answer).
 
-use std::collections::HashMap;
-use std::hash::Hash;
 use std::net::IpAddr;
-use std::num::NonZeroU32;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use sha2::{Digest, Sha256};
 
 use super::config::Limits;
+use crate::cluster::{Limited, Quota, Shared};
 
-/// Keys kept by each limiter before the idle ones are dropped.
-const PRUNE_ABOVE: usize = 50_000;
 /// The hardest challenge is this many times the configured difficulty.
 const MAX_SLOWDOWN_SHIFT: u32 = 6;
 
@@ -24,95 +20,86 @@ const MAX_SLOWDOWN_SHIFT: u32 = 6;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryAfter(pub u64);
 
+impl From<Limited> for RetryAfter {
+    fn from(limited: Limited) -> Self {
+        crate::metrics::rate_limited("registration");
+        let wait = limited.retry_after;
+        RetryAfter(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+    }
+}
+
 pub struct Abuse {
     limits: Limits,
-    per_ip: DefaultKeyedRateLimiter<IpAddr>,
-    per_email: DefaultKeyedRateLimiter<String>,
-    no_pow: DefaultKeyedRateLimiter<IpAddr>,
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    shared: Shared,
 }
 
 fn quota(per_hour: u32, burst: u32) -> Quota {
-    let per_hour = per_hour.max(1);
-    let period = Duration::from_secs(3600) / per_hour;
-    let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
-    Quota::with_period(period)
-        .unwrap_or_else(|| Quota::per_hour(NonZeroU32::MIN))
-        .allow_burst(burst)
+    Quota::per_hour(per_hour.max(1)).with_burst(burst.max(1))
 }
 
-fn check<K: Hash + Eq + Clone>(
-    limiter: &DefaultKeyedRateLimiter<K>,
-    key: &K,
-) -> Result<(), RetryAfter> {
-    if limiter.len() > PRUNE_ABOVE {
-        limiter.retain_recent();
-    }
-    limiter.check_key(key).map_err(|not_until| {
-        crate::metrics::rate_limited("registration");
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        RetryAfter(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
-    })
+/// Email addresses are not kept in Redis as they were typed: the key is a digest of the
+/// lower-cased address.
+fn email_key(email: &str) -> String {
+    let digest = Sha256::digest(email.trim().to_lowercase().as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Abuse {
-    pub fn new(limits: &Limits) -> Abuse {
+    /// The limits, kept in `shared` (Redis when the edge has `[registration.cluster]`).
+    pub fn new(limits: &Limits, shared: Shared) -> Abuse {
         Abuse {
-            per_ip: RateLimiter::keyed(quota(limits.per_ip_per_hour, limits.per_ip_burst)),
-            per_email: RateLimiter::keyed(quota(limits.per_email_per_hour, limits.per_email_burst)),
-            no_pow: RateLimiter::keyed(quota(
-                limits.no_pow_per_ip_per_hour.max(1),
-                limits.no_pow_per_ip_per_hour.max(1),
-            )),
-            failures: Mutex::new(HashMap::new()),
             limits: limits.clone(),
+            shared,
         }
     }
 
     /// One submission from this address.
-    pub fn ip(&self, ip: IpAddr) -> Result<(), RetryAfter> {
-        check(&self.per_ip, &ip)
+    pub async fn ip(&self, ip: IpAddr) -> Result<(), RetryAfter> {
+        let quota = quota(self.limits.per_ip_per_hour, self.limits.per_ip_burst);
+        self.shared.check("edge.ip", &ip.to_string(), quota).await?;
+        Ok(())
     }
 
     /// One submission for this email address (compared case-insensitively).
-    pub fn email(&self, email: &str) -> Result<(), RetryAfter> {
-        check(&self.per_email, &email.trim().to_lowercase())
+    pub async fn email(&self, email: &str) -> Result<(), RetryAfter> {
+        let quota = quota(self.limits.per_email_per_hour, self.limits.per_email_burst);
+        self.shared
+            .check("edge.email", &email_key(email), quota)
+            .await?;
+        Ok(())
     }
 
     /// One form submission without a proof of work from this address (none at all when
     /// `no_pow_per_ip_per_hour` is 0).
-    pub fn without_pow(&self, ip: IpAddr) -> Result<(), RetryAfter> {
-        if self.limits.no_pow_per_ip_per_hour == 0 {
+    pub async fn without_pow(&self, ip: IpAddr) -> Result<(), RetryAfter> {
+        let per_hour = self.limits.no_pow_per_ip_per_hour;
+        if per_hour == 0 {
             return Err(RetryAfter(3600));
         }
-        check(&self.no_pow, &ip)
+        let quota = quota(per_hour, per_hour);
+        self.shared
+            .check("edge.no-pow", &ip.to_string(), quota)
+            .await?;
+        Ok(())
+    }
+
+    fn window(&self) -> Duration {
+        Duration::from_secs(self.limits.failure_window_seconds.max(1))
     }
 
     /// A refused submission (honeypot, bad or reused proof of work, invalid input).
-    pub fn failed(&self, ip: IpAddr) {
-        let window = Duration::from_secs(self.limits.failure_window_seconds);
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if failures.len() > PRUNE_ABOVE {
-            failures.retain(|_, (_, since)| since.elapsed() < window);
-        }
-        let entry = failures.entry(ip).or_insert((0, Instant::now()));
-        if entry.1.elapsed() >= window {
-            *entry = (0, Instant::now());
-        }
-        entry.0 = entry.0.saturating_add(1);
+    pub async fn failed(&self, ip: IpAddr) {
+        self.shared
+            .count("edge.failures", &ip.to_string(), self.window())
+            .await;
     }
 
     /// The difficulty of the next challenge for this address: the configured one, doubled
     /// for every refused submission past `failures_before_slowdown` in the window.
-    pub fn difficulty(&self, ip: IpAddr) -> u64 {
-        let window = Duration::from_secs(self.limits.failure_window_seconds);
-        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let count = failures
-            .get(&ip)
-            .filter(|(_, since)| since.elapsed() < window)
-            .map_or(0, |(n, _)| *n);
-        let excess = count.saturating_sub(self.limits.failures_before_slowdown);
-        self.limits.pow_max_number << excess.min(MAX_SLOWDOWN_SHIFT)
+    pub async fn difficulty(&self, ip: IpAddr) -> u64 {
+        let count = self.shared.peek("edge.failures", &ip.to_string()).await;
+        let excess = count.saturating_sub(u64::from(self.limits.failures_before_slowdown));
+        self.limits.pow_max_number << excess.min(u64::from(MAX_SLOWDOWN_SHIFT))
     }
 }
 
@@ -124,40 +111,40 @@ mod tests {
         IpAddr::from([203, 0, 113, last])
     }
 
-    #[test]
-    fn each_limit_trips_after_its_burst_and_keys_are_separate() {
+    #[tokio::test]
+    async fn each_limit_trips_after_its_burst_and_keys_are_separate() {
         let limits = Limits {
             per_ip_burst: 2,
             per_email_burst: 1,
             no_pow_per_ip_per_hour: 1,
             ..Limits::default()
         };
-        let abuse = Abuse::new(&limits);
-        assert!(abuse.ip(ip(1)).is_ok() && abuse.ip(ip(1)).is_ok());
-        let RetryAfter(wait) = abuse.ip(ip(1)).unwrap_err();
+        let abuse = Abuse::new(&limits, Shared::local());
+        assert!(abuse.ip(ip(1)).await.is_ok() && abuse.ip(ip(1)).await.is_ok());
+        let RetryAfter(wait) = abuse.ip(ip(1)).await.unwrap_err();
         assert!(wait >= 1, "{wait}");
-        assert!(abuse.ip(ip(2)).is_ok());
-        assert!(abuse.email("Pat@Example.com").is_ok());
-        assert!(abuse.email("pat@example.com ").is_err());
-        assert!(abuse.without_pow(ip(1)).is_ok());
-        assert!(abuse.without_pow(ip(1)).is_err());
+        assert!(abuse.ip(ip(2)).await.is_ok());
+        assert!(abuse.email("Pat@Example.com").await.is_ok());
+        assert!(abuse.email("pat@example.com ").await.is_err());
+        assert!(abuse.without_pow(ip(1)).await.is_ok());
+        assert!(abuse.without_pow(ip(1)).await.is_err());
     }
 
-    #[test]
-    fn repeated_failures_make_the_challenges_harder() {
-        let abuse = Abuse::new(&Limits::default());
+    #[tokio::test]
+    async fn repeated_failures_make_the_challenges_harder() {
+        let abuse = Abuse::new(&Limits::default(), Shared::local());
         let base = Limits::default().pow_max_number;
         for _ in 0..3 {
-            abuse.failed(ip(9));
+            abuse.failed(ip(9)).await;
         }
-        assert_eq!(abuse.difficulty(ip(9)), base);
-        abuse.failed(ip(9));
-        abuse.failed(ip(9));
-        assert_eq!(abuse.difficulty(ip(9)), base * 4);
+        assert_eq!(abuse.difficulty(ip(9)).await, base);
+        abuse.failed(ip(9)).await;
+        abuse.failed(ip(9)).await;
+        assert_eq!(abuse.difficulty(ip(9)).await, base * 4);
         for _ in 0..20 {
-            abuse.failed(ip(9));
+            abuse.failed(ip(9)).await;
         }
-        assert_eq!(abuse.difficulty(ip(9)), base * 64);
-        assert_eq!(abuse.difficulty(ip(10)), base);
+        assert_eq!(abuse.difficulty(ip(9)).await, base * 64);
+        assert_eq!(abuse.difficulty(ip(10)).await, base);
     }
 }

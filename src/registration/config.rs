@@ -58,6 +58,11 @@ pub struct RegistrationConfig {
     pub pow_hmac_key: Option<SecretString>,
     #[serde(default)]
     pub limits: Limits,
+    /// Redis shared by every edge (limits, spent challenges); unset: each edge keeps its own.
+    /// Its keys (`gcra:edge.…`, `count:edge.failures:…`, `once:pow:…`) never meet the
+    /// portal's, so both may use one Redis and one prefix.
+    #[serde(default)]
+    pub cluster: crate::cluster::ClusterConfig,
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
     /// `[registration.metrics]`: the edge's own `/metrics` (its limits' refusals), loopback
@@ -189,6 +194,24 @@ impl RegistrationConfig {
             ));
         }
         problems.extend(self.limits.problems());
+        problems.extend(self.cluster_problems());
+        problems
+    }
+
+    /// Edges that share Redis must also share the key their challenges are signed with, or a
+    /// challenge from one would be refused by the next.
+    fn cluster_problems(&self) -> Vec<String> {
+        let mut problems: Vec<String> = self
+            .cluster
+            .problems()
+            .into_iter()
+            .map(|p| format!("registration.{p}"))
+            .collect();
+        if self.cluster.redis_url.is_some() && self.pow_hmac_key.is_none() {
+            problems.push(
+                "registration.cluster.redis_url is set but registration.pow_hmac_key is not: edges that share Redis must share the proof-of-work key".into(),
+            );
+        }
         problems
     }
 
@@ -361,6 +384,23 @@ client_secret = "edge-secret-value"
         assert!(problems.contains("an Okta OAuth key"), "{problems}");
         assert!(problems.contains("a database URL"), "{problems}");
         assert_eq!(problems.matches("Okta OAuth key").count(), 1, "{problems}");
+    }
+
+    #[test]
+    fn edges_sharing_redis_must_share_the_proof_of_work_key() {
+        let text =
+            format!("{EDGE}[registration.cluster]\nredis_url = \"redis://127.0.0.1:6379\"\n");
+        let problems = load(&text).unwrap_err().join("\n");
+        assert!(
+            problems.contains("must share the proof-of-work key"),
+            "{problems}"
+        );
+        let keyed = text.replace(
+            "[registration.cluster]",
+            "pow_hmac_key = \"k\"\n[registration.cluster]",
+        );
+        let config = load(&keyed).unwrap();
+        assert!(config.cluster.redis_url.is_some());
     }
 
     #[test]

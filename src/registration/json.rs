@@ -169,7 +169,7 @@ fn accepted(message: &str) -> Response {
 
 /// A challenge to solve, harder for an address that keeps failing.
 pub async fn challenge(State(state): State<Shared>, ctx: Ctx) -> Response {
-    match state.pow.challenge(state.abuse.difficulty(ctx.ip)) {
+    match state.pow.challenge(state.abuse.difficulty(ctx.ip).await) {
         Ok(challenge) => Json(challenge).into_response(),
         Err(e) => {
             tracing::error!(request_id = %ctx.request_id, error = ?e, "no challenge could be made");

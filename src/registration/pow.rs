@@ -1,10 +1,9 @@
 //! Proof of work, ALTCHA-compatible (`altcha-lib-rs`): a signed challenge with an expiry in
 //! its salt, solved by the browser (static/js/registration.js) or a JSON client and sent back
 //! as the base64 JSON payload ALTCHA widgets send. The crate does not remember solutions, so
-//! this module does: a solved challenge is accepted once, until it expires.
+//! this module does: a solved challenge is accepted once, until it expires — by one edge of
+//! all of them when they share Redis ([`Shared::claim_once`]).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use altcha_lib_rs::{Challenge, ChallengeOptions, Payload};
@@ -12,9 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use secrecy::{ExposeSecret, SecretString};
 
-/// At most this many used challenges are remembered; when full (after dropping the expired
-/// ones), new solutions are refused rather than forgotten.
-const MAX_REMEMBERED: usize = 200_000;
+use crate::cluster::Shared;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PowError {
@@ -31,17 +28,13 @@ pub enum PowError {
 pub struct ProofOfWork {
     key: SecretString,
     ttl: Duration,
-    /// Signature of each accepted challenge → its expiry (unix seconds).
-    used: Mutex<HashMap<String, i64>>,
+    /// Where spent challenges are remembered until they expire.
+    spent: Shared,
 }
 
 impl ProofOfWork {
-    pub fn new(key: SecretString, ttl: Duration) -> ProofOfWork {
-        ProofOfWork {
-            key,
-            ttl,
-            used: Mutex::new(HashMap::new()),
-        }
+    pub fn new(key: SecretString, ttl: Duration, spent: Shared) -> ProofOfWork {
+        ProofOfWork { key, ttl, spent }
     }
 
     /// A fresh challenge hiding a number up to `max_number`.
@@ -56,7 +49,7 @@ impl ProofOfWork {
     }
 
     /// Checks a base64 ALTCHA payload and spends it: a second use is refused.
-    pub fn spend(&self, encoded: Option<&str>) -> Result<(), PowError> {
+    pub async fn spend(&self, encoded: Option<&str>) -> Result<(), PowError> {
         let encoded = encoded
             .map(str::trim)
             .filter(|s| !s.is_empty())
@@ -74,17 +67,10 @@ impl ProofOfWork {
                 _ => PowError::Invalid,
             }
         })?;
-        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
-        if used.len() >= MAX_REMEMBERED {
-            used.retain(|_, until| *until >= now);
-        }
-        if used.contains_key(&payload.signature) {
+        let hold = Duration::from_secs((expires - now).max(1) as u64);
+        if !self.spent.claim_once("pow", &payload.signature, hold).await {
             return Err(PowError::Reused);
         }
-        if used.len() >= MAX_REMEMBERED {
-            return Err(PowError::Invalid);
-        }
-        used.insert(payload.signature, expires);
         Ok(())
     }
 }
@@ -126,30 +112,42 @@ mod tests {
     use super::*;
 
     fn pow() -> ProofOfWork {
-        ProofOfWork::new(SecretString::from("unit-test-key"), Duration::from_secs(60))
+        ProofOfWork::new(
+            SecretString::from("unit-test-key"),
+            Duration::from_secs(60),
+            Shared::local(),
+        )
     }
 
-    #[test]
-    fn a_solution_is_accepted_once() {
+    #[tokio::test]
+    async fn a_solution_is_accepted_once() {
         let pow = pow();
         let solved = solve(&pow.challenge(2_000).unwrap()).unwrap();
-        assert_eq!(pow.spend(Some(&solved)), Ok(()));
-        assert_eq!(pow.spend(Some(&solved)), Err(PowError::Reused));
+        assert_eq!(pow.spend(Some(&solved)).await, Ok(()));
+        assert_eq!(pow.spend(Some(&solved)).await, Err(PowError::Reused));
     }
 
-    #[test]
-    fn missing_forged_and_foreign_solutions_are_refused() {
+    #[tokio::test]
+    async fn missing_forged_and_foreign_solutions_are_refused() {
         let pow = pow();
-        assert_eq!(pow.spend(None), Err(PowError::Missing));
-        assert_eq!(pow.spend(Some("not base64!")), Err(PowError::Invalid));
-        let other = ProofOfWork::new(SecretString::from("another-key"), Duration::from_secs(60));
+        assert_eq!(pow.spend(None).await, Err(PowError::Missing));
+        assert_eq!(pow.spend(Some("not base64!")).await, Err(PowError::Invalid));
+        let other = ProofOfWork::new(
+            SecretString::from("another-key"),
+            Duration::from_secs(60),
+            Shared::local(),
+        );
         let foreign = solve(&other.challenge(2_000).unwrap()).unwrap();
-        assert_eq!(pow.spend(Some(&foreign)), Err(PowError::Invalid));
+        assert_eq!(pow.spend(Some(&foreign)).await, Err(PowError::Invalid));
     }
 
-    #[test]
-    fn an_expired_challenge_is_refused() {
-        let pow = ProofOfWork::new(SecretString::from("unit-test-key"), Duration::from_secs(0));
+    #[tokio::test]
+    async fn an_expired_challenge_is_refused() {
+        let pow = ProofOfWork::new(
+            SecretString::from("unit-test-key"),
+            Duration::from_secs(0),
+            Shared::local(),
+        );
         let mut challenge = pow.challenge(2_000).unwrap();
         // Re-sign a challenge whose expiry is in the past, as the crate would.
         challenge = altcha_lib_rs::create_challenge(ChallengeOptions {
@@ -160,6 +158,6 @@ mod tests {
         })
         .unwrap_or(challenge);
         let solved = solve(&challenge).unwrap();
-        assert_eq!(pow.spend(Some(&solved)), Err(PowError::Expired));
+        assert_eq!(pow.spend(Some(&solved)).await, Err(PowError::Expired));
     }
 }

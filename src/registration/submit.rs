@@ -54,18 +54,18 @@ pub struct Sender<'a> {
 
 impl EdgeState {
     pub async fn submit(&self, kind: Kind, s: &Submission, by: &Sender<'_>) -> Result<(), Refused> {
-        self.abuse.ip(by.ip).map_err(Refused::Limited)?;
+        self.abuse.ip(by.ip).await.map_err(Refused::Limited)?;
         if !s.website.trim().is_empty() {
-            self.abuse.failed(by.ip);
+            self.abuse.failed(by.ip).await;
             return Err(Refused::Honeypot);
         }
-        self.proof(s, by)?;
+        self.proof(s, by).await?;
         let errors = validate(kind, s);
         if !errors.is_empty() {
-            self.abuse.failed(by.ip);
+            self.abuse.failed(by.ip).await;
             return Err(Refused::Invalid(errors));
         }
-        self.abuse.email(&s.email).map_err(Refused::Limited)?;
+        self.abuse.email(&s.email).await.map_err(Refused::Limited)?;
         let answer = match kind {
             Kind::Register => {
                 let person = NewRegistration {
@@ -80,7 +80,7 @@ impl EdgeState {
         match answer {
             Ok(Upstream::Accepted) => Ok(()),
             Ok(Upstream::Invalid(errors)) => {
-                self.abuse.failed(by.ip);
+                self.abuse.failed(by.ip).await;
                 Err(Refused::Invalid(errors))
             }
             Err(e) => {
@@ -90,14 +90,16 @@ impl EdgeState {
         }
     }
 
-    fn proof(&self, s: &Submission, by: &Sender<'_>) -> Result<(), Refused> {
-        match self.pow.spend(s.altcha.as_deref()) {
+    async fn proof(&self, s: &Submission, by: &Sender<'_>) -> Result<(), Refused> {
+        match self.pow.spend(s.altcha.as_deref()).await {
             Ok(()) => Ok(()),
-            Err(PowError::Missing) if by.from_page => {
-                self.abuse.without_pow(by.ip).map_err(Refused::Limited)
-            }
+            Err(PowError::Missing) if by.from_page => self
+                .abuse
+                .without_pow(by.ip)
+                .await
+                .map_err(Refused::Limited),
             Err(e) => {
-                self.abuse.failed(by.ip);
+                self.abuse.failed(by.ip).await;
                 Err(Refused::Pow(e))
             }
         }

@@ -10,11 +10,13 @@ mod charts;
 pub mod export;
 mod integrity;
 mod list;
+mod velocity;
 
 pub use charts::{AgentBar, Charts, Legend, Marker, Segment, build_charts, charts};
 pub use export::{export_csv, export_jsonl};
 pub use integrity::integrity;
 pub use list::{Options, agent_timeline, index};
+pub use velocity::lift;
 
 const PAGE_SIZE: i64 = 50;
 

@@ -95,6 +95,57 @@ async fn a_search_storm_at_three_times_the_limit_gets_no_okta_429_and_an_unlock_
     assert!(took < Duration::from_secs(2), "the unlock took {took:?}");
 }
 
+/// The reads an unlock's guards make (the user, its groups) are part of the change: a storm of
+/// user-page reads that spends the read budget of those buckets does not stop the unlock.
+#[tokio::test]
+async fn an_unlock_goes_through_while_user_pages_spend_the_reads_of_its_buckets() {
+    let t = TestApp::spawn_with(|c| {
+        c.okta.budget.read_wait_ms = 100;
+        c.session.agent_requests_per_minute = 0;
+    })
+    .await;
+    let users = plain_active_users(t.sim());
+    let locked = users[0].clone();
+    for path in [
+        format!("/api/v1/users/{locked}"),
+        format!("/api/v1/users/{locked}/groups"),
+    ] {
+        let bucket = okta_sim::SimState::rate_limit_bucket("GET", &path);
+        t.sim().set_rate_limit(&bucket, LIMIT as u32);
+    }
+    let agents = [t.signed_in(AGENT).await, t.signed_in(MANAGER).await];
+    t.sim().set_user_status(&locked, UserStatus::LockedOut);
+    let csrf = agents[0].csrf_token().await;
+    // Other agents' user pages until the portal's reads of those buckets are spent.
+    let mut busy = false;
+    for i in 0..3 * LIMIT {
+        let page = agents[i % 2]
+            .get(&format!("/users/{}", users[1 + i % 5]))
+            .await;
+        if page.status == 429 {
+            busy = true;
+            break;
+        }
+    }
+    assert!(busy, "the user pages spent the read budget");
+    let form = [
+        ("_csrf", csrf.as_str()),
+        ("reason", "Caller locked out during a storm of user pages"),
+        ("ticket", "SUP-13"),
+    ];
+    let unlocked = agents[0]
+        .post_form(&format!("/users/{locked}/unlock"), &form)
+        .await;
+    assert!(
+        unlocked.status.is_redirection(),
+        "{}: {}",
+        unlocked.status,
+        unlocked.body
+    );
+    assert_eq!(t.sim().user(&locked).unwrap().status, UserStatus::Active);
+    assert_eq!(t.sim().rate_limited_answers(), 0, "Okta never answered 429");
+}
+
 /// Requests the simulator received for `GET /api/v1/users` whose query mentions `needle`.
 fn searches_for(t: &TestApp, needle: &str) -> usize {
     t.sim()

@@ -222,6 +222,9 @@ async fn a_failed_lifecycle_call_changes_nothing_and_is_audited() {
 #[tokio::test]
 async fn the_portal_works_with_oauth_for_okta_instead_of_an_api_token() {
     let t = TestApp::spawn_with(use_service_app).await;
+    // A bearer-token app (before "Require DPoP"); tests/it/dpop.rs covers DPoP-bound apps.
+    t.sim()
+        .set_service_app_dpop(okta_sim::SERVICE_APP_CLIENT_ID, false);
     let b = t.signed_in(AGENT).await;
     assert_eq!(b.get("/users?q=a").await.status, 200);
     assert_eq!(b.get("/users?q=b").await.status, 200);
@@ -242,6 +245,9 @@ async fn the_portal_works_with_oauth_for_okta_instead_of_an_api_token() {
 #[tokio::test]
 async fn a_rejected_service_token_is_replaced_once() {
     let t = TestApp::spawn_with(use_service_app).await;
+    // A bearer-token app (before "Require DPoP"); tests/it/dpop.rs covers DPoP-bound apps.
+    t.sim()
+        .set_service_app_dpop(okta_sim::SERVICE_APP_CLIENT_ID, false);
     let b = t.signed_in(AGENT).await;
     assert_eq!(b.get("/users?q=a").await.status, 200);
     assert_eq!(t.sim().request_count("POST", "/oauth2/v1/token"), 1);
@@ -269,6 +275,7 @@ fn use_service_app(c: &mut admin_portal::config::Config) {
             "okta.users.manage".into(),
             "okta.groups.read".into(),
         ],
+        dpop: Default::default(),
     });
 }
 

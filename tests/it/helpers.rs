@@ -21,6 +21,16 @@ pub const VIEWER: &str = "viewer@example.com";
 /// Set to run the suite against PostgreSQL instead of SQLite.
 pub const POSTGRES_ENV: &str = "ADMIN_PORTAL_TEST_POSTGRES_URL";
 
+/// The test Redis (`.ci/run` sets it; the machine's own by default).
+pub const REDIS_ENV: &str = "ADMIN_PORTAL_TEST_REDIS_URL";
+
+pub fn redis_url() -> String {
+    std::env::var(REDIS_ENV)
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".into())
+}
+
 pub struct TestApp {
     pub sim: RunningSim,
     pub app: RunningApp,
@@ -126,6 +136,21 @@ impl TestApp {
             "sign-in as {login} should land on the home page"
         );
         browser
+    }
+
+    /// The audit records of `action`, once there are at least `n` of them (work the public
+    /// API does after its answer is recorded a moment later); fails after five seconds.
+    pub async fn audit_of(&self, action: &str, n: usize) -> Vec<AuditRecord> {
+        let mut found = Vec::new();
+        for _ in 0..100 {
+            found = self.audit().await;
+            found.retain(|r| r.action == action);
+            if found.len() >= n {
+                return found;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("expected {n} {action} records, found {found:?}");
     }
 
     /// An ACTIVE seeded end user who is neither a demo account nor protected.
@@ -428,6 +453,17 @@ impl Browser {
         assert_eq!(redirect.status, 302);
         self.get(&redirect.location()).await
     }
+}
+
+/// Waits until `done` holds (for what happens after an answer); fails after five seconds.
+pub async fn eventually(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..100 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{what} did not happen within five seconds");
 }
 
 pub fn url_encode(s: &str) -> String {

@@ -89,19 +89,32 @@ impl EdgeApp {
     }
 
     /// The newest link the simulator mailed to `email`.
+    /// The newest link the simulator mailed to `email` since `after` links were mailed to
+    /// it (the mail is sent just after the edge's answer; waits up to five seconds).
+    async fn mailed_link_after(&self, email: &str, after: usize) -> String {
+        let mut outbox: Vec<Value> = Vec::new();
+        for _ in 0..100 {
+            outbox = reqwest::get(format!("{}/dev/outbox.json", self.t.sim.base_url()))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let links: Vec<&str> = outbox
+                .iter()
+                .filter(|m| m["destination"] == email)
+                .filter_map(|m| m["link"].as_str())
+                .collect();
+            if links.len() > after {
+                return links[0].to_string();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("no new link mailed to {email}: {outbox:?}")
+    }
+
     async fn mailed_link(&self, email: &str) -> String {
-        let outbox: Vec<Value> = reqwest::get(format!("{}/dev/outbox.json", self.t.sim.base_url()))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        outbox
-            .iter()
-            .find(|m| m["destination"] == email && m["link"].is_string())
-            .and_then(|m| m["link"].as_str())
-            .unwrap_or_else(|| panic!("no link mailed to {email}: {outbox:?}"))
-            .to_string()
+        self.mailed_link_after(email, 0).await
     }
 
     /// Follows an emailed link and chooses `password` on the simulator's page.
@@ -185,6 +198,7 @@ async fn a_person_registers_on_the_page_without_javascript_activates_and_signs_i
     let check = browser.get("/check-email").await;
     assert_eq!(check.text("h1").as_deref(), Some("Check your email"));
 
+    e.t.audit_of("user.register", 1).await;
     let user = e.t.sim().user("pat.public@example.com").unwrap();
     assert_eq!(user.status, UserStatus::Provisioned);
     assert_eq!(
@@ -209,12 +223,7 @@ async fn a_person_registers_on_the_page_without_javascript_activates_and_signs_i
         404
     );
 
-    let record =
-        e.t.audit()
-            .await
-            .into_iter()
-            .find(|r| r.action == "user.register")
-            .unwrap();
+    let record = e.t.audit_of("user.register", 1).await.remove(0);
     assert_eq!(record.outcome, "success");
     assert_eq!(
         record.client_id.as_deref(),
@@ -268,11 +277,12 @@ async fn json_registration_then_forgot_password_for_an_active_customer() {
 
     let recovery = e.forgot_json("robin.reader@example.com").await;
     assert_eq!(recovery.status, 202, "{:?}", recovery.body);
-    assert_eq!(
-        e.t.sim().user("robin.reader@example.com").unwrap().status,
-        UserStatus::Recovery
-    );
-    let reset = e.mailed_link("robin.reader@example.com").await;
+    let sim = e.t.sim();
+    crate::helpers::eventually("the recovery", || {
+        sim.user("robin.reader@example.com").unwrap().status == UserStatus::Recovery
+    })
+    .await;
+    let reset = e.mailed_link_after("robin.reader@example.com", 1).await;
     assert!(reset.contains("/signin/reset-password/"), "{reset}");
     let again = "Another-Horse-8-Battery";
     let done = e.set_password(&reset, again).await;
@@ -282,12 +292,7 @@ async fn json_registration_then_forgot_password_for_an_active_customer() {
         !e.can_sign_in("robin.reader@example.com", NEW_PASSWORD)
             .await
     );
-    let recorded =
-        e.t.audit()
-            .await
-            .into_iter()
-            .find(|r| r.action == "user.recover")
-            .unwrap();
+    let recorded = e.t.audit_of("user.recover", 1).await.remove(0);
     assert_eq!(recorded.outcome, "success");
 }
 
@@ -308,7 +313,11 @@ async fn the_edge_may_authenticate_by_private_key_jwt_and_keeps_its_token() {
         let answer = e.register_json("Kay", "Jwt", email).await;
         assert_eq!(answer.status, 202, "{:?}", answer.body);
     }
-    assert!(e.t.sim().user("key.two@example.com").is_some());
+    let sim = e.t.sim();
+    crate::helpers::eventually("the second registration", || {
+        sim.user("key.two@example.com").is_some()
+    })
+    .await;
     // One token for both calls, fetched with an assertion, not a secret.
     assert_eq!(e.t.sim().token_calls("client_credentials"), before + 1);
     let headers =
@@ -341,21 +350,17 @@ async fn existing_and_new_emails_and_known_and_unknown_recoveries_answer_identic
     assert_eq!(new.status, 202);
     assert_eq!(comparable(&existing), comparable(&new));
     assert_eq!(comparable(&agent), comparable(&new));
-    let details: Vec<_> =
-        e.t.audit()
+    let mut details: Vec<_> =
+        e.t.audit_of("user.register", 3)
             .await
             .into_iter()
-            .filter(|r| r.action == "user.register")
             .map(|r| (r.outcome, r.detail))
             .collect();
-    assert_eq!(details[0].0, "success");
+    details.sort();
+    let exists = ("failure".to_string(), Some("already exists".to_string()));
     assert_eq!(
-        details[1],
-        ("failure".to_string(), Some("already exists".to_string()))
-    );
-    assert_eq!(
-        details[2],
-        ("failure".to_string(), Some("already exists".to_string()))
+        details,
+        [exists.clone(), exists, ("success".to_string(), None)]
     );
 
     let link = e.mailed_link("sam.same@example.com").await;
@@ -366,6 +371,8 @@ async fn existing_and_new_emails_and_known_and_unknown_recoveries_answer_identic
     assert_eq!(known.status, 202);
     assert_eq!(comparable(&unknown), comparable(&known));
     assert_eq!(comparable(&privileged), comparable(&known));
+    // All three were carried out (after their answers), and the agent was left alone.
+    e.t.audit_of("user.recover", 3).await;
     assert_eq!(
         e.t.sim().user(crate::helpers::AGENT).unwrap().status,
         UserStatus::Active
@@ -551,6 +558,61 @@ async fn rate_limits_trip_at_the_configured_numbers() {
     let over = e.forgot_json("limit.three@example.com").await;
     assert_eq!((over.status.as_u16(), over.code()), (429, "rate_limited"));
     assert!(over.header("retry-after").parse::<u64>().unwrap() >= 1);
+}
+
+/// Two edges behind one balancer, sharing Redis (`[registration.cluster]`) and the
+/// proof-of-work key: one limit and one set of spent challenges for both.
+#[tokio::test]
+async fn edges_that_share_redis_share_their_limits_and_spent_challenges() {
+    let prefix = format!("test:edge:{}:", uuid::Uuid::new_v4());
+    let share = |c: &mut RegistrationConfig| {
+        c.limits.per_ip_burst = 3;
+        c.pow_hmac_key = Some("shared-test-key".to_string().into());
+        c.cluster.redis_url = Some(crate::helpers::redis_url().into());
+        c.cluster.key_prefix = prefix.clone();
+    };
+    let a = spawn_edge(share).await;
+    let mut config = admin_portal::demo::registration_config_for(
+        a.t.sim.issuer(),
+        &a.t.base,
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .unwrap();
+    config.limits.pow_max_number = 1_000;
+    share(&mut config);
+    let b = Edge::build(config).await.unwrap().spawn();
+    let to_b = |pow: &str, email: &str| {
+        let body = json!({ "email": email, "altcha": pow });
+        let url = format!("{}/v1/forgot-password", b.base_url);
+        async move {
+            answer(
+                reqwest::Client::new()
+                    .post(url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    // A challenge solved for edge a and spent there is refused by edge b.
+    let pow = a.solved().await;
+    let spent = a
+        .json(
+            "/v1/forgot-password",
+            json!({ "email": "x1@example.com", "altcha": pow }),
+            &[],
+        )
+        .await;
+    assert_eq!(spent.status, 202);
+    let replay = to_b(&pow, "x2@example.com").await;
+    assert_eq!((replay.status.as_u16(), replay.code()), (400, "pow_reused"));
+    // That replay was the address's second submission; a fresh one on b is its third, the
+    // last of the burst, and the next one on a is over the shared limit.
+    assert_eq!(to_b(&a.solved().await, "x3@example.com").await.status, 202);
+    let over = a.forgot_json("x4@example.com").await;
+    assert_eq!((over.status.as_u16(), over.code()), (429, "rate_limited"));
 }
 
 #[tokio::test]

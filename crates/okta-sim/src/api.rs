@@ -514,6 +514,20 @@ pub enum FaultKind {
     Hang,
     /// 200 with a body that is not valid JSON.
     MalformedBody,
+    /// Tampers with the request's DPoP proof on the way in, as a hostile network would; the
+    /// request is then checked as any other.
+    Dpop(DpopTamper),
+}
+
+/// What a [`FaultKind::Dpop`] does to a request's proof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DpopTamper {
+    /// Sends the proof of the previous request to the same method and path instead.
+    Replay,
+    /// Removes the `DPoP` header.
+    Drop,
+    /// Re-signs the proof's claims with a key of the simulator's (the header names that key).
+    ForeignKey,
 }
 
 /// A fault applied to the next `count` requests whose method matches (`"*"` for any) and
@@ -718,6 +732,7 @@ pub async fn gate(State(state): State<SimState>, request: Request, next: Next) -
                     return StatusCode::SERVICE_UNAVAILABLE.into_response();
                 }
             }
+            FaultKind::Dpop(tamper) => tamper_dpop(&state, &mut request, tamper),
             other => return fault_response(&state, other, api, &bucket).await,
         }
     }
@@ -839,15 +854,17 @@ fn authenticate(
         )
         .into_response());
     }
-    let bearer = value
+    let oauth = value
         .split_once(' ')
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .filter(|t| !t.is_empty());
-    let Some(token) = bearer else {
+        .filter(|(scheme, _)| {
+            scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("dpop")
+        })
+        .map(|(scheme, token)| (scheme.eq_ignore_ascii_case("dpop"), token.trim()))
+        .filter(|(_, t)| !t.is_empty());
+    let Some((dpop_scheme, token)) = oauth else {
         return Err(invalid_session());
     };
-    let Some((client_id, scopes)) = super::org_as::verify_access_token(state, token) else {
+    let Some(verified) = super::org_as::verify_access_token(state, token) else {
         let mut r = ApiError::new(
             StatusCode::UNAUTHORIZED,
             "E0000011",
@@ -862,6 +879,11 @@ fn authenticate(
         }
         return Err(r);
     };
+    check_binding(state, request, token, dpop_scheme, &verified)
+        .map_err(|refusal| dpop_challenge(state, method, path, &refusal))?;
+    let super::org_as::OrgToken {
+        client_id, scopes, ..
+    } = verified;
     if let Some(required) = required_scope(method, path)
         && !scope_satisfied(&scopes, required)
     {
@@ -877,6 +899,107 @@ fn authenticate(
     Ok(Caller::Service { client_id, scopes })
 }
 
+/// DPoP at the Management API: a DPoP-bound token only with the `DPoP` scheme and a valid
+/// proof (its key the token's `cnf.jkt`, its `ath` the token's hash); a bearer token of an
+/// app that requires DPoP is refused as a call without a proof.
+fn check_binding(
+    state: &SimState,
+    request: &Request,
+    token: &str,
+    dpop_scheme: bool,
+    verified: &super::org_as::OrgToken,
+) -> Result<(), super::dpop::Refusal> {
+    let jkt = match (&verified.jkt, dpop_scheme) {
+        (None, false) if !verified.app_requires_dpop => return Ok(()),
+        (Some(jkt), true) => jkt,
+        (None, true) => {
+            return Err(super::dpop::Refusal {
+                error: "invalid_token",
+                description: "The access token is not DPoP-bound.",
+            });
+        }
+        _ => return Err(super::dpop::MISSING),
+    };
+    let mut store = state.store();
+    let expect = super::dpop::Expect {
+        method: request.method(),
+        htu: super::dpop::htu(state.base_url(), request.uri().path()),
+        token: Some((token, jkt)),
+        nonce_required: store.dpop.api_requires_nonce,
+        nonce_description: "Resource server requires nonce in DPoP proof.",
+    };
+    super::dpop::check(&mut store, request.headers(), &expect).map(|_| ())
+}
+
+/// Okta's answer to a refused proof: 400 (401 for `use_dpop_nonce` and `invalid_token`, the
+/// former with `DPoP-Nonce`), no body, a `WWW-Authenticate: DPoP …` challenge.
+fn dpop_challenge(
+    state: &SimState,
+    method: &Method,
+    path: &str,
+    refusal: &super::dpop::Refusal,
+) -> Response {
+    let status = match refusal.error {
+        "invalid_dpop_proof" => StatusCode::BAD_REQUEST,
+        _ => StatusCode::UNAUTHORIZED,
+    };
+    let mut r = status.into_response();
+    let scope = required_scope(method, path).unwrap_or_default();
+    let challenge = format!(
+        r#"DPoP algs="{algs}", authorization_uri="{base}/oauth2/v1/authorize", realm="{base}", scope="{scope}", error="{error}", error_description="{description}", resource="{path}""#,
+        algs = super::dpop::ALGS,
+        base = state.base_url(),
+        error = refusal.error,
+        description = refusal.description,
+    );
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    if refusal.error == "use_dpop_nonce"
+        && let Some(nonce) = super::dpop::nonce_header(&state.store())
+    {
+        r.headers_mut().insert("dpop-nonce", nonce);
+    }
+    r
+}
+
+/// Applies a [`DpopTamper`] to a request before it is authenticated.
+fn tamper_dpop(state: &SimState, request: &mut Request, tamper: DpopTamper) {
+    let (method, path) = (
+        request.method().to_string(),
+        request.uri().path().to_string(),
+    );
+    let headers = request.headers_mut();
+    match tamper {
+        DpopTamper::Drop => {
+            headers.remove("dpop");
+        }
+        DpopTamper::Replay => {
+            let previous = state
+                .ops()
+                .recorded
+                .iter()
+                .rev()
+                .skip(1)
+                .filter(|r| r.method == method && r.path == path)
+                .find_map(|r| r.headers.get("dpop").cloned());
+            if let Some(previous) = previous {
+                headers.insert("dpop", previous);
+            }
+        }
+        DpopTamper::ForeignKey => {
+            let claims = headers
+                .get("dpop")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|p| jsonwebtoken::dangerous::insecure_decode_claims::<Value>(p).ok());
+            let forged = claims.and_then(|c| state.keys().rogue.sign_dpop_proof(&c).ok());
+            if let Some(v) = forged.and_then(|f| HeaderValue::from_str(&f).ok()) {
+                headers.insert("dpop", v);
+            }
+        }
+    }
+}
+
 /// The `00T…` id of an API token (System Log `transaction.detail.requestApiTokenId`).
 pub fn api_token_id(token: &str) -> String {
     use sha2::{Digest, Sha256};
@@ -888,7 +1011,7 @@ pub fn api_token_id(token: &str) -> String {
 
 async fn fault_response(state: &SimState, kind: FaultKind, api: bool, bucket: &str) -> Response {
     let mut response = match kind {
-        FaultKind::Latency(_) => StatusCode::OK.into_response(),
+        FaultKind::Latency(_) | FaultKind::Dpop(_) => StatusCode::OK.into_response(),
         FaultKind::Status(code) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             if api {

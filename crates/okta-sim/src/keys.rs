@@ -52,6 +52,14 @@ impl SimKey {
     pub fn jwk(&self) -> &Value {
         &self.jwk
     }
+
+    /// A DPoP proof signed with this key, its public JWK in the header.
+    pub fn sign_dpop_proof(&self, claims: &Value) -> anyhow::Result<String> {
+        let mut header = Header::new(Algorithm::RS256);
+        header.typ = Some("dpop+jwt".into());
+        header.jwk = Some(serde_json::from_value(self.jwk.clone())?);
+        Ok(jsonwebtoken::encode(&header, claims, &self.encoding)?)
+    }
 }
 
 /// The published keys, the one in use, and the rogue key for negative tests.

@@ -31,6 +31,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod api;
+pub mod dpop;
 pub mod expr;
 pub mod factors;
 pub mod groups;
@@ -60,7 +61,8 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 pub use api::{
-    API_ADMIN_ID, API_ADMIN_LOGIN, DEFAULT_RATE_LIMIT, Fault, FaultKind, RecordedRequest,
+    API_ADMIN_ID, API_ADMIN_LOGIN, DEFAULT_RATE_LIMIT, DpopTamper, Fault, FaultKind,
+    RecordedRequest,
 };
 pub use factors::{FactorStatus, FactorType, SimFactor};
 pub use org_as::{SERVICE_APP_CLIENT_ID, SERVICE_APP_KEY_PEM, SERVICE_APP_KID, SERVICE_APP_SCOPES};
@@ -292,6 +294,32 @@ impl SimState {
 
     pub fn register_service_app(&self, app: ServiceApp) {
         self.store().service_apps.insert(app.client_id.clone(), app);
+    }
+
+    /// Turns "Require DPoP" on or off for a service app (false if there is no such app).
+    pub fn set_service_app_dpop(&self, client_id: &str, bound: bool) -> bool {
+        match self.store().service_apps.get_mut(client_id) {
+            Some(app) => {
+                app.dpop_bound_access_tokens = bound;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The DPoP nonce the org hands out now.
+    pub fn dpop_nonce(&self) -> String {
+        self.store().dpop.nonce.clone()
+    }
+
+    /// Renews the DPoP nonce; the one before stays valid, older ones become stale.
+    pub fn rotate_dpop_nonce(&self) {
+        self.store().dpop.rotate();
+    }
+
+    /// Makes the Management API ask for a DPoP nonce too (401 `use_dpop_nonce`).
+    pub fn require_api_dpop_nonce(&self, required: bool) {
+        self.store().dpop.api_requires_nonce = required;
     }
 
     /// Every passcode sent by sms, call or email, oldest first.

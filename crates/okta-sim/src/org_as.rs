@@ -66,6 +66,8 @@ pub fn demo_service_app() -> anyhow::Result<ServiceApp> {
         client_id: SERVICE_APP_CLIENT_ID.to_string(),
         public_jwk: public_jwk_from_pem(SERVICE_APP_KEY_PEM, SERVICE_APP_KID)?,
         granted_scopes: SERVICE_APP_SCOPES.iter().map(|s| s.to_string()).collect(),
+        // As Okta creates API Services apps today: "Require DPoP" is on.
+        dpop_bound_access_tokens: true,
     })
 }
 
@@ -144,8 +146,8 @@ async fn token(State(state): State<SimState>, request: Request) -> Response {
         );
     }
     let form: HashMap<String, String> = url::form_urlencoded::parse(&bytes).into_owned().collect();
-    let app = match authenticate(&state, &headers, &form) {
-        Ok(app) => app,
+    let (app, jkt) = match authenticate(&state, &headers, &form) {
+        Ok(found) => found,
         Err(r) => return r,
     };
     let grant_type = form.get("grant_type").map(String::as_str).unwrap_or("");
@@ -178,7 +180,7 @@ async fn token(State(state): State<SimState>, request: Request) -> Response {
     }
     let now = now();
     let jti = format!("AT.{}", random_token(43));
-    let claims = json!({
+    let mut claims = json!({
         "ver": 1,
         "jti": jti,
         "iss": state.base_url(),
@@ -189,6 +191,9 @@ async fn token(State(state): State<SimState>, request: Request) -> Response {
         "scp": scopes,
         "sub": app.client_id,
     });
+    if let Some(jkt) = &jkt {
+        claims["cnf"] = json!({ "jkt": jkt });
+    }
     let signed = state.keys().active().sign(&claims);
     let Ok(access_token) = signed else {
         return oauth_error(
@@ -248,7 +253,7 @@ async fn token(State(state): State<SimState>, request: Request) -> Response {
             (header::PRAGMA, "no-cache"),
         ],
         axum::Json(json!({
-            "token_type": "Bearer",
+            "token_type": if jkt.is_some() { "DPoP" } else { "Bearer" },
             "expires_in": TOKEN_LIFETIME,
             "access_token": access_token,
             "scope": scopes.join(" "),
@@ -263,12 +268,14 @@ fn exp_timestamp(epoch: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Authenticates a service app by `private_key_jwt`.
+/// Authenticates a service app by `private_key_jwt`. A DPoP-bound app's proof is checked once
+/// the app is known and before its assertion is (a refused proof leaves the assertion
+/// unused); returns the app and the proof key's thumbprint to bind the token to.
 fn authenticate(
     state: &SimState,
     headers: &HeaderMap,
     form: &HashMap<String, String>,
-) -> Result<ServiceApp, Response> {
+) -> Result<(ServiceApp, Option<String>), Response> {
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -317,6 +324,11 @@ fn authenticate(
         ));
     };
     let token_url = format!("{}/oauth2/v1/token", state.base_url());
+    let jkt = if app.dpop_bound_access_tokens {
+        Some(token_dpop(state, headers, &token_url)?)
+    } else {
+        None
+    };
     verify_assertion(
         state,
         &client_id,
@@ -325,7 +337,29 @@ fn authenticate(
         assertion,
         &token_url,
     )?;
-    Ok(app)
+    Ok((app, jkt))
+}
+
+/// The DPoP proof of a token request: 400 `invalid_dpop_proof`, or 400 `use_dpop_nonce`
+/// with a `dpop-nonce` header when the nonce is missing or stale.
+fn token_dpop(state: &SimState, headers: &HeaderMap, token_url: &str) -> Result<String, Response> {
+    let expect = super::dpop::Expect {
+        method: &axum::http::Method::POST,
+        htu: token_url.to_string(),
+        token: None,
+        nonce_required: true,
+        nonce_description: "Authorization server requires nonce in DPoP proof.",
+    };
+    let mut store = state.store();
+    super::dpop::check(&mut store, headers, &expect).map_err(|refusal| {
+        let mut r = oauth_error(StatusCode::BAD_REQUEST, refusal.error, refusal.description);
+        if refusal.error == "use_dpop_nonce"
+            && let Some(nonce) = super::dpop::nonce_header(&store)
+        {
+            r.headers_mut().insert("dpop-nonce", nonce);
+        }
+        r
+    })
 }
 
 /// Verifies a `private_key_jwt` client assertion as Okta does: an RS* signature by the
@@ -423,9 +457,18 @@ pub(crate) fn verify_assertion(
     Ok(())
 }
 
-/// Verifies an access token of the org authorization server; returns the client id and
-/// the granted scopes.
-pub fn verify_access_token(state: &SimState, token: &str) -> Option<(String, Vec<String>)> {
+/// An access token of the org authorization server, verified.
+pub struct OrgToken {
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    /// `cnf.jkt` of a DPoP-bound token.
+    pub jkt: Option<String>,
+    /// Whether its app requires DPoP now.
+    pub app_requires_dpop: bool,
+}
+
+/// Verifies an access token of the org authorization server.
+pub fn verify_access_token(state: &SimState, token: &str) -> Option<OrgToken> {
     let header = jsonwebtoken::decode_header(token).ok()?;
     let key = state.keys().decoding_key(header.kid.as_deref()?)?;
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
@@ -436,15 +479,22 @@ pub fn verify_access_token(state: &SimState, token: &str) -> Option<(String, Vec
         .ok()?
         .claims;
     let client_id = claims["cid"].as_str()?.to_string();
-    if !state.store().service_apps.contains_key(&client_id) {
-        return None;
-    }
+    let app_requires_dpop = state
+        .store()
+        .service_apps
+        .get(&client_id)?
+        .dpop_bound_access_tokens;
     let scopes = claims["scp"]
         .as_array()?
         .iter()
         .filter_map(|s| s.as_str().map(str::to_string))
         .collect();
-    Some((client_id, scopes))
+    Some(OrgToken {
+        client_id,
+        scopes,
+        jkt: claims["cnf"]["jkt"].as_str().map(str::to_string),
+        app_requires_dpop,
+    })
 }
 
 #[cfg(test)]

@@ -126,12 +126,15 @@ impl SimUser {
 
 /// An API Services app of the org authorization server (OAuth 2.0 for Okta): it
 /// authenticates with `private_key_jwt` against `public_jwk` and may be granted the
-/// `granted_scopes` (`okta.users.read`, ...).
+/// `granted_scopes` (`okta.users.read`, ...). With `dpop_bound_access_tokens` (Okta's default
+/// for new API Services apps) its token requests need a DPoP proof and its tokens are
+/// DPoP-bound.
 #[derive(Debug, Clone)]
 pub struct ServiceApp {
     pub client_id: String,
     pub public_jwk: Value,
     pub granted_scopes: Vec<String>,
+    pub dpop_bound_access_tokens: bool,
 }
 
 /// One System Log event and its place in the log.
@@ -264,6 +267,8 @@ pub struct Store {
     pub service_apps: HashMap<String, ServiceApp>,
     /// `client_id` + `jti` of client assertions already used, with their expiry.
     pub used_assertions: HashMap<String, i64>,
+    /// DPoP nonces and the proofs already seen.
+    pub dpop: crate::dpop::DpopState,
     /// The System Log, in persistence order.
     pub log: Vec<LogEntry>,
     pub log_seq: u64,
@@ -719,6 +724,7 @@ pub fn seed(now: OffsetDateTime, end_users: usize) -> Store {
         api_tokens: Vec::new(),
         service_apps: HashMap::new(),
         used_assertions: HashMap::new(),
+        dpop: Default::default(),
         client_keys: HashMap::new(),
         log: Vec::new(),
         log_seq: 0,

@@ -10,10 +10,12 @@ use axum::response::{Html, IntoResponse, Response};
 use super::{ListParams, PAGE_SIZE, link, url_path};
 use crate::audit::query::DayCount;
 use crate::audit::{Action, ActivityFilter, AuditRecord};
-use crate::auth::extract::Require;
+use crate::auth::extract::{Agent, Require};
 use crate::auth::policy::perm;
 use crate::error::AppError;
+use crate::ops::velocity::VelocityStatus;
 use crate::state::AppState;
+use crate::web::forms::{WhyErrors, WhyForm};
 use crate::web::htmx;
 use crate::web::layout::PageCtx;
 
@@ -122,6 +124,17 @@ struct AgentPage {
     records: Vec<AuditRecord>,
     older: Option<String>,
     newest: Option<String>,
+    velocity: VelocityStatus,
+    /// The agent viewing the page is the one shown (nobody lifts their own caps).
+    own: bool,
+    lift: LiftForm,
+}
+
+/// The lift form as typed, kept for a re-render.
+#[derive(Default)]
+pub struct LiftForm {
+    pub why: WhyForm,
+    pub errors: WhyErrors,
 }
 
 /// Counts per action per day, newest day first.
@@ -149,7 +162,19 @@ pub async fn agent_timeline(
     agent: Require<perm::AuditRead>,
     Path(sub): Path<String>,
     Query(params): Query<ListParams>,
-) -> Result<Html<String>, AppError> {
+) -> Result<Response, AppError> {
+    let shown = (StatusCode::OK, LiftForm::default());
+    render_timeline(&state, &agent, sub, params, shown).await
+}
+
+/// The timeline of `sub`: days, records, velocity caps and the lift form.
+pub(super) async fn render_timeline(
+    state: &AppState,
+    agent: &Agent,
+    sub: String,
+    params: ListParams,
+    (status, lift): (StatusCode, LiftForm),
+) -> Result<Response, AppError> {
     let filter = ActivityFilter {
         agent: Some(sub.clone()),
         ..params.filter
@@ -157,27 +182,29 @@ pub async fn agent_timeline(
     if let Some(problem) = filter.problems().into_iter().next() {
         return Err(AppError::BadRequest(problem));
     }
-    let (page, counts) = tokio::join!(
+    let (page, counts, velocity) = tokio::join!(
         state.audit.page(&filter, params.before, PAGE_SIZE),
-        state.audit.day_counts(&filter)
+        state.audit.day_counts(&filter),
+        state.ops.velocity_status(&sub)
     );
-    let (page, days) = (page?, day_rows(counts?));
+    let (page, days, velocity) = (page?, day_rows(counts?), velocity?);
     let name = page
         .records
         .first()
         .map(|r| r.actor_label())
         .unwrap_or_else(|| sub.clone());
     let base = format!("/activity/agents/{}", url_path(&sub));
-    let older = page.next_before.map(|b| format!("{base}?before={b}"));
-    let newest = params.before.is_some().then(|| base.clone());
     let page = AgentPage {
-        ctx: PageCtx::for_agent(&agent, "activity").await?,
+        ctx: PageCtx::for_agent(agent, "activity").await?,
+        own: agent.principal.subject == sub,
+        older: page.next_before.map(|b| format!("{base}?before={b}")),
+        newest: params.before.is_some().then(|| base.clone()),
         sub,
         name,
         days,
         records: page.records,
-        older,
-        newest,
+        velocity,
+        lift,
     };
-    Ok(Html(page.render()?))
+    Ok((status, Html(page.render()?)).into_response())
 }

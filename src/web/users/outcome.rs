@@ -57,9 +57,12 @@ impl Failed {
     }
 }
 
-/// The status of a refusal shown on a form page: 409 when it is about the user's state.
+/// The status of a refusal shown on a form page: 409 when it is about the user's state, 429
+/// for a velocity cap (it ends by itself).
 fn refusal_status(refusal: &Refusal) -> StatusCode {
-    if refusal.is_conflict() {
+    if refusal.retry_after_seconds().is_some() {
+        StatusCode::TOO_MANY_REQUESTS
+    } else if refusal.is_conflict() {
         StatusCode::CONFLICT
     } else {
         StatusCode::FORBIDDEN

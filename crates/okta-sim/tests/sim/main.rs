@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod dpop;
 mod factors;
 mod harness;
 mod oidc;

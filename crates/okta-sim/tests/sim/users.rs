@@ -97,6 +97,9 @@ impl Sim {
         )
         .await
         .expect("simulator starts");
+        // These tests are about bearer tokens: the demo service app as apps were before
+        // "Require DPoP" (tests/sim/dpop.rs covers DPoP).
+        sim.state.set_service_app_dpop(SERVICE_APP_CLIENT_ID, false);
         let base = sim.base_url().to_string();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -563,6 +566,7 @@ async fn client_assertion_rules() {
     let mut other = okta_sim::org_as::demo_service_app().unwrap();
     other.client_id = "0oaReadOnlyService01".into();
     other.granted_scopes = vec!["okta.users.read".into()];
+    other.dpop_bound_access_tokens = false;
     s.state().register_service_app(other);
     let claims_for = |client: &str| {
         let mut c = s.assertion_claims();

@@ -1,0 +1,198 @@
+//! Soak: 200 agents working for 60 s across three portal instances (one database, one Redis,
+//! one simulator with Okta's default limits, a round-robin front), as agents on calls would:
+//! search, open a user, now and then unlock someone, with a short pause between pages.
+//! Reports the Okta calls made, Okta's 429s (must be 0), the portal's busy answers, page
+//! latency (p50/p95/p99) and errors.
+//!
+//! Run with `cargo bench --bench soak` (release build). `SOAK_AGENTS` and `SOAK_SECONDS`
+//! change the size (defaults 200 and 60). Loopback only; bounded in time.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../tests/it/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
+
+/// The test's three-instance cluster (its tests are compiled out here, hence the allowances).
+#[path = "../tests/it/cluster.rs"]
+#[allow(dead_code, unused_imports)]
+mod cluster;
+
+use std::time::{Duration, Instant};
+
+use cluster::Cluster;
+use helpers::Browser;
+use okta_sim::UserStatus;
+use serde_json::{Value, json};
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Creates `n` more agents (Portal-Agents, password `DEMO_PASSWORD`) through the simulator's
+/// Management API, as an administrator would.
+async fn create_agents(c: &Cluster, n: usize) -> Vec<String> {
+    let sim = c.sim.base_url().to_string();
+    let client = reqwest::Client::new();
+    let auth = format!("SSWS {}", okta_sim::DEMO_API_TOKEN);
+    let groups: Vec<Value> = client
+        .get(format!("{sim}/api/v1/groups?q=Portal-Agents"))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let group = groups[0]["id"].as_str().unwrap().to_string();
+    let mut logins = Vec::new();
+    for i in 0..n {
+        let login = format!("soak.agent{i}@example.com");
+        let body = json!({
+            "profile": { "firstName": "Soak", "lastName": format!("Agent {i}"), "email": login, "login": login },
+            "credentials": { "password": { "value": okta_sim::DEMO_PASSWORD } },
+            "groupIds": [group],
+        });
+        let created = client
+            .post(format!("{sim}/api/v1/users?activate=true"))
+            .header("authorization", &auth)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 200, "{}", created.text().await.unwrap());
+        logins.push(login);
+    }
+    logins
+}
+
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<Duration>,
+    busy: usize,
+    errors: usize,
+    unlocks: Vec<Duration>,
+    unlock_failures: usize,
+}
+
+/// One agent until `until`: a search, the page of the agent's own customer, a pause; every
+/// fifth round the customer is locked out (in Okta) and the agent unlocks them.
+async fn agent_loop(
+    agent: Browser,
+    sim: okta_sim::SimState,
+    n: usize,
+    customer: String,
+    until: Instant,
+) -> Tally {
+    let mut tally = Tally::default();
+    let csrf = agent.csrf_token().await;
+    let mut round = 0usize;
+    while Instant::now() < until {
+        let paths = [
+            format!(
+                "/users?q={}",
+                ["a", "be", "car", "da", "el"][(n + round) % 5]
+            ),
+            format!("/users/{customer}"),
+        ];
+        for path in paths {
+            let started = Instant::now();
+            let page = agent.get(&path).await;
+            match page.status.as_u16() {
+                200 => tally.latencies.push(started.elapsed()),
+                429 => tally.busy += 1,
+                _ => tally.errors += 1,
+            }
+        }
+        if round % 5 == 2 {
+            sim.set_user_status(&customer, UserStatus::LockedOut);
+            let form = [
+                ("_csrf", csrf.as_str()),
+                ("reason", "Caller locked out"),
+                ("ticket", "SUP-1"),
+            ];
+            let started = Instant::now();
+            let page = agent
+                .post_form(&format!("/users/{customer}/unlock"), &form)
+                .await;
+            if page.status.is_redirection()
+                && sim
+                    .user(&customer)
+                    .is_some_and(|u| u.status == UserStatus::Active)
+            {
+                tally.unlocks.push(started.elapsed());
+            } else {
+                tally.unlock_failures += 1;
+            }
+        }
+        round += 1;
+        tokio::time::sleep(Duration::from_millis(
+            500 + (n as u64 * 37 + round as u64 * 11) % 1000,
+        ))
+        .await;
+    }
+    tally
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len().max(1) - 1) as f64 * p) as usize)
+        .copied()
+        .unwrap_or_default()
+        .as_secs_f64()
+        * 1000.0
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let (agents, seconds) = (env_number("SOAK_AGENTS", 200) as usize, env_number("SOAK_SECONDS", 60));
+        let c = Cluster::spawn_sized(3, agents * 2, |_| {}).await;
+        let logins = create_agents(&c, agents).await;
+        let mut browsers = Vec::new();
+        for login in &logins {
+            browsers.push(c.signed_in(login).await);
+        }
+        let users = helpers::plain_active_users(&c.sim.state);
+        let calls_before = c.sim.state.request_count("*", "/api/v1/");
+        let until = Instant::now() + Duration::from_secs(seconds);
+        let started = Instant::now();
+        let tasks: Vec<_> = browsers
+            .into_iter()
+            .enumerate()
+            .map(|(n, b)| tokio::spawn(agent_loop(b, c.sim.state.clone(), n, users[n % users.len()].clone(), until)))
+            .collect();
+        let mut all = Tally::default();
+        for task in tasks {
+            let t = task.await.unwrap();
+            all.latencies.extend(t.latencies);
+            all.unlocks.extend(t.unlocks);
+            (all.busy, all.errors, all.unlock_failures) = (all.busy + t.busy, all.errors + t.errors, all.unlock_failures + t.unlock_failures);
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        all.latencies.sort();
+        all.unlocks.sort();
+        let pct = |p: f64| percentile(&all.latencies, p);
+        let calls = c.sim.state.request_count("*", "/api/v1/") - calls_before;
+        println!("\nSoak: {agents} agents, {seconds} s, three instances (one database, one Redis), Okta's default limits\n");
+        println!("| pages served | busy (429) | errors | Okta calls | Okta calls/min | Okta 429s | page p50 ms | p95 ms | p99 ms | connections per instance |");
+        println!("|---|---|---|---|---|---|---|---|---|---|");
+        println!(
+            "| {} | {} | {} | {calls} | {:.0} | {} | {:.1} | {:.1} | {:.1} | {:?} |",
+            all.latencies.len(), all.busy, all.errors, calls as f64 * 60.0 / elapsed,
+            c.sim.state.rate_limited_answers(), pct(0.50), pct(0.95), pct(0.99), c.served()
+        );
+        println!("\n| unlocks done | unlocks failed | unlock p50 ms | p95 ms | max ms |");
+        println!("|---|---|---|---|---|");
+        println!(
+            "| {} | {} | {:.1} | {:.1} | {:.1} |",
+            all.unlocks.len(), all.unlock_failures, percentile(&all.unlocks, 0.5), percentile(&all.unlocks, 0.95), percentile(&all.unlocks, 1.0)
+        );
+    });
+}
