@@ -384,3 +384,28 @@ async fn the_registration_edge_counts_its_limits_refusals_on_its_own_metrics() {
     assert_eq!(page.status(), 404);
     assert!(!page.text().await.unwrap().contains("admin_portal_"));
 }
+
+#[tokio::test]
+async fn a_velocity_cap_refusal_is_counted() {
+    let t = TestApp::spawn_with(|c| c.limits.velocity.deactivate = 1).await;
+    let users = plain_active_users(t.sim());
+    let agent = t.signed_in(AGENT).await;
+    let before = scrape(&t).await;
+    let mut statuses = Vec::new();
+    for id in &users[..2] {
+        let token = agent.csrf_token().await;
+        let form = [
+            ("_csrf", token.as_str()),
+            ("reason", "Offboarding batch from HR"),
+        ];
+        let page = agent
+            .post_form(&format!("/users/{id}/deactivate"), &form)
+            .await;
+        statuses.push(page.status.as_u16());
+    }
+    assert_eq!(statuses, [303, 429], "the second is over the cap");
+    let after = scrape(&t).await;
+    let kind = [("kind", "velocity")];
+    let name = "admin_portal_rate_limit_refusals_total";
+    assert!(sample(&after, name, &kind) - sample(&before, name, &kind) >= 1.0);
+}
