@@ -48,6 +48,27 @@ pub struct Config {
     pub cluster: crate::cluster::ClusterConfig,
     #[serde(default)]
     pub limits: crate::ops::velocity::LimitsConfig,
+    #[serde(default)]
+    pub metrics: crate::metrics::MetricsConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[log]`: how the log is written (`--log-format` on the command line wins).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// One line per event: plain text (default) or one JSON object.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// The audit trail's retention. Nothing is deleted automatically: `audit prune` without
@@ -285,6 +306,15 @@ impl Config {
             ("database.url".into(), redact_db_url(&self.database.url)),
         ];
         summary.extend(session_summary(&self.session));
+        let allow: Vec<String> = self.metrics.allow.iter().map(|n| n.to_string()).collect();
+        summary.extend([
+            ("metrics.enabled".into(), self.metrics.enabled.to_string()),
+            ("metrics.allow".into(), allow.join(" ")),
+            (
+                "log.format".into(),
+                format!("{:?}", self.log.format).to_lowercase(),
+            ),
+        ]);
         summary
     }
 }

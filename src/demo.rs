@@ -38,6 +38,7 @@ pub fn registration_config_for(
         limits: Default::default(),
         cluster: Default::default(),
         timeout_seconds: None,
+        metrics: Default::default(),
     })
 }
 
@@ -93,6 +94,8 @@ pub fn config_for_simulator(
         http: Default::default(),
         api: crate::api::demo_config(),
         cluster: Default::default(),
+        metrics: Default::default(),
+        log: Default::default(),
         limits: Default::default(),
     })
 }

@@ -10,6 +10,7 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod okta;
 pub mod ops;
 pub mod registration;

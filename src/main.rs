@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use admin_portal::config::Config;
+use admin_portal::config::{Config, LogFormat};
 #[cfg(feature = "demo")]
 use admin_portal::demo;
 use admin_portal::startup::{Application, shutdown_signal};
@@ -16,6 +16,10 @@ use clap::{Parser, Subcommand};
     about = "Internal admin portal in front of Okta"
 )]
 struct Cli {
+    /// How log lines are written: text, or one JSON object per line (default: `log.format`
+    /// of the configuration `serve` reads, else text).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -182,8 +186,16 @@ async fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn init_tracing() {
-    admin_portal::startup::init_tracing();
+/// The flag, else the format the configuration of `serve` names, else text.
+fn init_tracing(cli: &Cli) {
+    let format = match (cli.log_format, &cli.command) {
+        (Some(format), _) => format,
+        (None, Command::Serve { config }) => Config::load(config.as_deref())
+            .map(|c| c.log.format)
+            .unwrap_or_default(),
+        (None, _) => LogFormat::Text,
+    };
+    admin_portal::startup::init_tracing(format);
 }
 
 fn load(config: Option<&std::path::Path>) -> Result<admin_portal::ValidConfig, Vec<String>> {
@@ -193,7 +205,7 @@ fn load(config: Option<&std::path::Path>) -> Result<admin_portal::ValidConfig, V
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(&cli);
     let result = match cli.command {
         Command::Serve { config } => match load(config.as_deref()) {
             Ok(valid) => serve(valid).await,

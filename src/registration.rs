@@ -85,6 +85,10 @@ impl Edge {
         let ttl = Duration::from_secs(config.limits.pow_ttl_seconds);
         let public_base = config.public_base(bound);
         let shared = crate::cluster::Shared::connect(&config.cluster).await?;
+        if config.metrics.enabled {
+            // Installed now, so the limits' refusals are counted before the first scrape.
+            let _ = crate::metrics::recorder();
+        }
         let state = Arc::new(EdgeState {
             api,
             pow: pow::ProofOfWork::new(key, ttl, shared.clone()),

@@ -67,6 +67,7 @@ pub fn router(state: AppState, sessions: SessionManagerLayer<DbSessionStore>) ->
         .nest("/api", crate::api::router(&state))
         .route("/healthz", get(pages::healthz))
         .route("/readyz", get(pages::readyz))
+        .merge(crate::web::metrics::routes(&state))
         .route("/static/{name}", get(assets::serve))
         .fallback(errors::not_found)
         .layer(from_fn_with_state(http.clone(), security::timeout))
@@ -106,5 +107,6 @@ pub fn router(state: AppState, sessions: SessionManagerLayer<DbSessionStore>) ->
         )
         .layer(from_fn_with_state(http, security::request_id))
         .layer(from_fn(security::requester_scope))
+        .layer(crate::web::metrics::layer())
         .with_state(state)
 }

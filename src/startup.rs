@@ -299,18 +299,36 @@ impl<W: std::io::Write> std::io::Write for EscapingWriter<W> {
     }
 }
 
-/// Logs to stdout, one escaped line per event, filtered by `RUST_LOG` (default `info`).
-pub fn init_tracing() {
+/// Logs to stdout, one escaped line (or one JSON object) per event, filtered by `RUST_LOG`
+/// (default `info`).
+pub fn init_tracing(format: crate::config::LogFormat) {
+    use tracing_subscriber::util::SubscriberInitExt;
+    log_subscriber(format, || EscapingWriter(std::io::stdout())).init();
+}
+
+/// The subscriber behind [`init_tracing`], writing to `writer`.
+pub fn log_subscriber<W>(
+    format: crate::config::LogFormat,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
     use tracing_subscriber::EnvFilter;
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
         // Colour codes would be escaped too.
         .with_ansi(false)
-        .with_writer(|| EscapingWriter(std::io::stdout()))
-        .init();
+        .with_writer(writer);
+    match format {
+        crate::config::LogFormat::Text => Box::new(builder.finish()),
+        // The JSON encoder escapes every string it writes (the escaping writer then has
+        // nothing left to do but stays as a guard).
+        crate::config::LogFormat::Json => Box::new(builder.json().flatten_event(true).finish()),
+    }
 }
 
 #[cfg(test)]
@@ -327,5 +345,46 @@ mod tests {
         );
         assert_eq!(escaped.matches('\n').count(), 1);
         assert_eq!(escape_log_line("ünïcode".as_bytes()), "ünïcode".as_bytes());
+    }
+
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn json_logs_are_one_object_per_event_with_untrusted_text_escaped() {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = log_subscriber(crate::config::LogFormat::Json, move || {
+            EscapingWriter(writer.clone())
+        });
+        let typed = "ada\n{\"level\":\"ERROR\",\"message\":\"forged\"}\r\u{1b}[31m\"";
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(login = typed, "sign-in refused");
+            tracing::info!(count = 3, "second event");
+        });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        let first: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(first["level"], "WARN");
+        assert_eq!(first["message"], "sign-in refused");
+        assert_eq!(
+            first["login"], typed,
+            "the text survives, escaped: {}",
+            lines[0]
+        );
+        assert!(!lines[0].contains('\u{1b}') && !lines[0].contains('\r'));
+        let second: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+        assert_eq!(second["count"], 3);
     }
 }

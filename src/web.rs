@@ -7,6 +7,7 @@ pub mod errors;
 pub mod forms;
 pub mod htmx;
 pub mod layout;
+pub mod metrics;
 pub mod pages;
 pub mod security;
 pub mod users;

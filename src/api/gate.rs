@@ -105,6 +105,7 @@ impl Limits {
                 reset_seconds: ceil_seconds(quota.full_again(allowed.remaining)),
             }),
             Err(limited) => {
+                crate::metrics::rate_limited("client");
                 let wait = ceil_seconds(limited.retry_after);
                 let budget = Budget {
                     per_minute: rpm,

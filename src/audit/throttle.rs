@@ -189,7 +189,10 @@ impl AuditStore {
     pub async fn record_anonymous_failure(&self, event: NewEvent) -> Option<anyhow::Result<i64>> {
         match self.throttle.judge(&event).await {
             Verdict::Write => Some(self.record(event).await),
-            Verdict::Suppressed => None,
+            Verdict::Suppressed => {
+                crate::metrics::rate_limited("signin_failure");
+                None
+            }
         }
     }
 

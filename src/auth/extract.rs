@@ -164,6 +164,7 @@ async fn within_limit(
     {
         Ok(_) => Ok(()),
         Err(limited) => {
+            crate::metrics::rate_limited("agent");
             let wait = limited.retry_after.as_secs().max(1);
             tracing::warn!(subject = ?principal.subject, wait, "agent over the request limit");
             Err(AppError::rejected(

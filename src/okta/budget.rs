@@ -159,6 +159,15 @@ pub enum Kind {
     Write,
 }
 
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Read => "read",
+            Kind::Write => "write",
+        }
+    }
+}
+
 /// Refused: the budget is spent until `retry_after` (unix seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Busy {
@@ -306,14 +315,24 @@ impl Budget {
         };
         if queued {
             self.queue(bucket, who.as_deref(), false);
+            let waited = wait.saturating_sub(deadline.saturating_duration_since(Instant::now()));
+            crate::metrics::budget_wait(bucket, kind.as_str(), waited);
         }
-        result?;
-        let slot = tokio::time::timeout(wait, self.slots.clone().acquire_owned()).await;
+        let slot = match result {
+            Ok(()) => tokio::time::timeout(wait, self.slots.clone().acquire_owned()).await,
+            Err(busy) => {
+                crate::metrics::budget_refused(bucket, kind.as_str());
+                return Err(busy);
+            }
+        };
         match slot {
             Ok(Ok(slot)) => Ok(Permit { _slot: slot }),
-            _ => Err(Busy {
-                retry_after: now_unix() + 1,
-            }),
+            _ => {
+                crate::metrics::budget_refused(bucket, kind.as_str());
+                Err(Busy {
+                    retry_after: now_unix() + 1,
+                })
+            }
         }
     }
 
@@ -383,6 +402,9 @@ impl Budget {
     /// Learns the bucket's window from an answer's rate-limit headers, here and for all
     /// instances.
     pub async fn observe(&self, bucket: &str, seen: RateLimit) {
+        if seen.limit > 0 {
+            crate::metrics::okta_budget(bucket, seen.limit, seen.remaining);
+        }
         self.observe_local(bucket, seen);
         if let Some(shared) = &self.shared {
             shared

@@ -701,11 +701,12 @@ impl OktaClient {
                 .map_err(|e| (e, None))?;
             builder = builder.header("DPoP", proof);
         }
-        let response = builder
-            .send()
-            .await
-            .map_err(|e| (transport_error(e), None))?;
+        let response = builder.send().await.map_err(|e| {
+            crate::metrics::okta_call(bucket_key, None);
+            (transport_error(e), None)
+        })?;
         let status = response.status();
+        crate::metrics::okta_call(bucket_key, Some(status.as_u16()));
         let headers = response.headers().clone();
         let request_id = header_str(&headers, "x-okta-request-id").map(str::to_string);
         self.note_rate_limit(bucket_key, &headers).await;

@@ -77,7 +77,12 @@ impl Reads {
                 load.await.map(Arc::new)
             })
             .await;
-        self.count(loaded.load(Ordering::Relaxed) == 1, was_cached);
+        let loaded = loaded.load(Ordering::Relaxed) == 1;
+        self.count(loaded, was_cached);
+        match (loaded, was_cached) {
+            (false, false) => crate::metrics::coalesced("search"),
+            (loaded, _) => crate::metrics::search_cache(!loaded),
+        }
         if !self.cache_pages {
             self.pages.invalidate(&key).await;
         }
@@ -128,6 +133,9 @@ impl Reads {
             .await;
         let first = loaded.load(Ordering::Relaxed) == 1;
         self.count(first, false);
+        if !first {
+            crate::metrics::coalesced("user");
+        }
         if first {
             // Coalescing only: the next read after this one asks Okta again.
             self.users.invalidate(&key).await;

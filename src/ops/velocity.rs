@@ -264,10 +264,13 @@ impl Ops {
             .await
         {
             Take::Counted { slot, .. } => Ok(Some(Counted(slot))),
-            Take::Full { retry_after } => Err(Refusal::VelocityCap {
-                message: cap_message(cap, limit),
-                retry_after_seconds: retry_after.as_secs().max(1),
-            }),
+            Take::Full { retry_after } => {
+                crate::metrics::rate_limited("velocity");
+                Err(Refusal::VelocityCap {
+                    message: cap_message(cap, limit),
+                    retry_after_seconds: retry_after.as_secs().max(1),
+                })
+            }
         }
     }
 

@@ -22,6 +22,7 @@ pub struct RetryAfter(pub u64);
 
 impl From<Limited> for RetryAfter {
     fn from(limited: Limited) -> Self {
+        crate::metrics::rate_limited("registration");
         let wait = limited.retry_after;
         RetryAfter(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
     }

@@ -65,6 +65,10 @@ pub struct RegistrationConfig {
     pub cluster: crate::cluster::ClusterConfig,
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
+    /// `[registration.metrics]`: the edge's own `/metrics` (its limits' refusals), loopback
+    /// only by default.
+    #[serde(default)]
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 /// Abuse controls; every number is configurable (defaults in the README).

@@ -8,12 +8,13 @@ use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::middleware::Next;
-use axum::response::{Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::context::{Ctx, Shared, asset};
 use super::{json, pages};
+use crate::http::client_ip;
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
 connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -34,12 +35,38 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/check-email", get(pages::check_email))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
         .route("/static/{name}", get(asset))
         .merge(api)
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), context))
         .with_state(state)
+}
+
+/// The edge's `/metrics` (see `web::metrics` for the portal's): a 404 for clients outside
+/// `metrics.allow`, for untrusted forwarding, and when metrics are off.
+async fn metrics(State(state): State<Shared>, ctx: Ctx, request: Request) -> Response {
+    let config = &state.config;
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(a)| a.ip());
+    let readable = config.metrics.enabled
+        && crate::metrics::may_read(
+            &config.metrics,
+            &config.trusted_proxies,
+            peer,
+            request.headers(),
+        );
+    match crate::metrics::recorder().filter(|_| readable) {
+        Some(handle) => (
+            [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+            handle.render(),
+        )
+            .into_response(),
+        None => pages::not_found(ctx).await,
+    }
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
@@ -52,23 +79,6 @@ fn cors(origins: &[String]) -> CorsLayer {
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::CONTENT_TYPE])
         .max_age(std::time::Duration::from_secs(600))
-}
-
-/// The end user's address: the peer, or (from a trusted proxy) the rightmost address in
-/// `X-Forwarded-For` that is not itself a trusted proxy.
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
-    if !trusted.contains(&peer) {
-        return peer;
-    }
-    headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
-        .rev()
-        .find(|a| !trusted.contains(a))
-        .unwrap_or(peer)
 }
 
 /// Request id, client address, security headers and one log line per request.

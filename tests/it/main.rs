@@ -21,6 +21,7 @@ mod faults;
 mod fuzz;
 mod hardening;
 mod helpers;
+mod metrics;
 mod okta_client;
 mod ops;
 mod policy;

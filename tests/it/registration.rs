@@ -17,15 +17,15 @@ use crate::api_matrix::{concrete, scope_of};
 use crate::browser::{artifact, driver, wait_for};
 use crate::helpers::{Browser, Page, TestApp};
 
-struct EdgeApp {
-    t: TestApp,
+pub(crate) struct EdgeApp {
+    pub(crate) t: TestApp,
     _edge: RunningEdge,
     base: String,
 }
 
 /// The simulator, the portal (registration group `Customers`) and an edge in front of it,
 /// whose configuration `adjust` may change (the proof of work is kept light for tests).
-async fn spawn_edge(adjust: impl FnOnce(&mut RegistrationConfig)) -> EdgeApp {
+pub(crate) async fn spawn_edge(adjust: impl FnOnce(&mut RegistrationConfig)) -> EdgeApp {
     let t = TestApp::spawn().await;
     let mut config = admin_portal::demo::registration_config_for(
         t.sim.issuer(),
@@ -45,7 +45,7 @@ async fn spawn_edge(adjust: impl FnOnce(&mut RegistrationConfig)) -> EdgeApp {
 }
 
 impl EdgeApp {
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
@@ -72,7 +72,7 @@ impl EdgeApp {
         answer(request.send().await.unwrap()).await
     }
 
-    async fn register_json(&self, first: &str, last: &str, email: &str) -> Answer {
+    pub(crate) async fn register_json(&self, first: &str, last: &str, email: &str) -> Answer {
         let pow = self.solved().await;
         let body = json!({ "firstName": first, "lastName": last, "email": email, "altcha": pow });
         self.json("/v1/register", body, &[]).await
