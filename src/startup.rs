@@ -30,6 +30,30 @@ pub struct Application {
     sessions: DbSessionStore,
 }
 
+/// The session cookie: `__Host-` and `Secure` behind https, HttpOnly, SameSite=Lax, idle expiry.
+fn session_layer(
+    config: &crate::config::Config,
+    sessions: DbSessionStore,
+) -> SessionManagerLayer<DbSessionStore> {
+    let secure = config.secure_cookies();
+    SessionManagerLayer::new(sessions)
+        .with_name(if secure {
+            "__Host-portal_session"
+        } else {
+            "portal_session"
+        })
+        .with_secure(secure)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_path("/")
+        // Every request hands the session to the store, which writes it only when its
+        // data changed or the idle expiry moved far enough (see `session_store`).
+        .with_always_save(true)
+        .with_expiry(Expiry::OnInactivity(time::Duration::minutes(
+            config.session.idle_timeout_minutes as i64,
+        )))
+}
+
 impl Application {
     /// Connects the database, binds the listener (port 0 picks one) and wires everything.
     pub async fn build(valid: ValidConfig) -> anyhow::Result<Application> {
@@ -57,23 +81,7 @@ impl Application {
         if !oidc.ready().await {
             tracing::warn!(issuer = %config.oidc.issuer, "OpenID Provider discovery failed; will retry");
         }
-        let secure = config.secure_cookies();
-        let session_layer = SessionManagerLayer::new(sessions.clone())
-            .with_name(if secure {
-                "__Host-portal_session"
-            } else {
-                "portal_session"
-            })
-            .with_secure(secure)
-            .with_http_only(true)
-            .with_same_site(SameSite::Lax)
-            .with_path("/")
-            // Every request hands the session to the store, which writes it only when its
-            // data changed or the idle expiry moved far enough (see `session_store`).
-            .with_always_save(true)
-            .with_expiry(Expiry::OnInactivity(time::Duration::minutes(
-                config.session.idle_timeout_minutes as i64,
-            )));
+        let session_layer = session_layer(&config, sessions.clone());
         let (policy, okta, audit) = (
             Arc::new(policy),
             Arc::new(okta),
