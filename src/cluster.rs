@@ -18,11 +18,13 @@
 //! | `budget:{bucket}:waiting` | sorted set | requesters waiting for a read (score: until, ms) |
 //! | `count:{name}:{subject}` | string | a count in a fixed window ([`counters`]), e.g. the edge's refused submissions per address |
 //! | `once:{name}:{id}` | string | a once-only claim, e.g. a spent proof-of-work challenge |
+//! | `reads:page:{digest}`, `reads:holds:{user}`, `reads:pages` | string, sets | search pages shared by the instances, and which users each shows ([`cache`]) |
 //!
 //! Every key expires by itself (GCRA keys when their limit is back to full, budget keys a
 //! minute after their window).
 
 pub mod budget;
+pub mod cache;
 pub mod counters;
 pub mod velocity;
 

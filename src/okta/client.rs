@@ -494,6 +494,7 @@ impl OktaClient {
 
     /// Shares the Okta budget with the other instances through `shared` (Redis).
     pub fn share_budget(&mut self, shared: crate::cluster::Shared) {
+        self.reads.share_with(shared.clone());
         self.rations.share_with(shared);
     }
 
@@ -524,7 +525,7 @@ impl OktaClient {
             drop(permit);
             if !request.idempotent() {
                 // Whatever the answer, the user may have changed: drop what is stale.
-                self.reads.changed(&request.method, &request.path);
+                self.reads.changed(&request.method, &request.path).await;
             }
             match sent {
                 Ok(r) => return Ok(r),

@@ -130,7 +130,7 @@ pub struct Profile {
     pub other: BTreeMap<String, Value>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
     pub id: String,
@@ -158,7 +158,7 @@ pub struct User {
 }
 
 /// What Okta says about a user's credentials (never a secret: only which kinds exist).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Credentials {
     /// Present (as `{}`) when the user has a password.
     #[serde(default)]
@@ -252,7 +252,8 @@ mod tests {
 }
 
 /// One page of users and the cursor of the next page (taken from the `next` link only).
-#[derive(Debug, Clone)]
+/// Serialised only to share it between instances (the search cache in Redis).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UserPage {
     pub users: Vec<User>,
     pub next_after: Option<String>,

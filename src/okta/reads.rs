@@ -11,24 +11,38 @@
 //! The list of groups (the search filter, the create form) is kept for
 //! `okta.budget.group_cache_seconds` (default 5 min) and dropped when the portal creates,
 //! changes or deletes a group (membership changes do not change the list).
+//!
+//! With `[cluster] redis_url` the search pages are kept in Redis instead ([`Shared`]'s
+//! `cached_page`/`keep_page`): one instance asks Okta for a page while the others wait for
+//! its answer, and a change any instance makes drops the pages that show that user on all of
+//! them. This instance then only coalesces identical reads in flight.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use moka::future::Cache;
+use sha2::{Digest, Sha256};
+
+use crate::cluster::Shared;
 
 use super::error::OktaError;
 use super::models::{Group, User, UserPage};
 
 /// Search pages kept at most (per instance).
 const MAX_PAGES: u64 = 2_000;
+/// How long an instance waits for another one's answer to the same search before asking Okta
+/// itself, and how long its claim to be asking holds.
+const SHARED_WAIT: Duration = Duration::from_millis(1500);
 
 pub struct Reads {
     pages: Cache<String, Arc<UserPage>>,
     /// Loads in flight: an entry lives only while its call runs (coalescing, not caching).
     users: Cache<String, Arc<User>>,
     cache_pages: bool,
+    page_ttl: Duration,
+    /// Redis, when instances share their search pages.
+    shared: Option<Shared>,
     groups: Cache<String, Arc<Vec<Group>>>,
     cache_groups: bool,
     pub(super) counts: ReadCounts,
@@ -53,12 +67,22 @@ impl Reads {
                 .build(),
             users: Cache::builder().max_capacity(10_000).build(),
             cache_pages,
+            page_ttl: search_cache,
+            shared: None,
             groups: Cache::builder()
                 .max_capacity(100)
                 .time_to_live(group_cache.max(Duration::from_millis(1)))
                 .build(),
             cache_groups: !group_cache.is_zero(),
             counts: ReadCounts::default(),
+        }
+    }
+
+    /// Search pages are kept in Redis, shared with the other instances (when it is configured
+    /// and the pages are cached at all).
+    pub fn share_with(&mut self, shared: Shared) {
+        if shared.configured() && self.cache_pages {
+            self.shared = Some(shared);
         }
     }
 
@@ -69,27 +93,81 @@ impl Reads {
         F: Future<Output = Result<UserPage, OktaError>>,
     {
         let was_cached = self.pages.contains_key(&key);
+        // 1: this caller asked Okta; 2: it found the page in Redis.
         let loaded = AtomicU64::new(0);
         let page = self
             .pages
             .try_get_with(key.clone(), async {
-                loaded.store(1, Ordering::Relaxed);
-                load.await.map(Arc::new)
+                let (page, from_redis) = self.load_page(&key, load).await?;
+                loaded.store(if from_redis { 2 } else { 1 }, Ordering::Relaxed);
+                Ok::<_, OktaError>(Arc::new(page))
             })
             .await;
-        let loaded = loaded.load(Ordering::Relaxed) == 1;
+        let (loaded, was_cached) = match loaded.load(Ordering::Relaxed) {
+            2 => (false, true),
+            n => (n == 1, was_cached),
+        };
         self.count(loaded, was_cached);
         match (loaded, was_cached) {
             (false, false) => crate::metrics::coalesced("search"),
             (loaded, _) => crate::metrics::search_cache(!loaded),
         }
-        if !self.cache_pages {
+        if !self.cache_pages || self.shared.is_some() {
+            // Shared pages live in Redis; here, identical reads in flight are still one.
             self.pages.invalidate(&key).await;
         }
         match page {
             Ok(page) => Ok(UserPage::clone(&page)),
             Err(e) => Err(OktaError::clone(&e)),
         }
+    }
+
+    /// Without Redis: `load`. With it: the page another instance keeps, or the answer of the
+    /// one asking Okta for it now, or `load` (kept for the others). Returns whether the page
+    /// came from Redis.
+    async fn load_page<F>(&self, key: &str, load: F) -> Result<(UserPage, bool), OktaError>
+    where
+        F: Future<Output = Result<UserPage, OktaError>>,
+    {
+        let Some(shared) = &self.shared else {
+            return Ok((load.await?, false));
+        };
+        let digest: String = Sha256::digest(key.as_bytes())[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let kept =
+            |json: Option<String>| json.and_then(|j| serde_json::from_str::<UserPage>(&j).ok());
+        if let Some(page) = kept(shared.cached_page(&digest).await) {
+            return Ok((page, true));
+        }
+        let claimed = shared.claim_page(&digest, SHARED_WAIT).await;
+        if !claimed {
+            let deadline = Instant::now() + SHARED_WAIT;
+            while Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if let Some(page) = kept(shared.cached_page(&digest).await) {
+                    return Ok((page, true));
+                }
+            }
+        }
+        let page = load.await;
+        if let Ok(page) = &page
+            && let Ok(json) = serde_json::to_string(page)
+        {
+            let users: Vec<String> = page
+                .users
+                .iter()
+                .flat_map(|u| [u.id.to_lowercase(), u.profile.login.to_lowercase()])
+                .collect();
+            shared
+                .keep_page(&digest, &json, &users, self.page_ttl)
+                .await;
+        }
+        if claimed {
+            shared.release_page(&digest).await;
+        }
+        Ok((page?, false))
     }
 
     /// A list of groups: from the cache, from a call already running for the same query, or
@@ -155,8 +233,9 @@ impl Reads {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The portal changed something in Okta at `path`: drops what it makes stale.
-    pub fn changed(&self, method: &reqwest::Method, path: &str) {
+    /// The portal changed something in Okta at `path`: drops what it makes stale, here and,
+    /// with Redis, for every instance.
+    pub async fn changed(&self, method: &reqwest::Method, path: &str) {
         let segs: Vec<&str> = path
             .trim_start_matches("/api/v1/")
             .split('/')
@@ -175,12 +254,18 @@ impl Reads {
         let Some(encoded) = user else {
             // A new user may match any search.
             self.pages.invalidate_all();
+            if let Some(shared) = &self.shared {
+                shared.drop_pages(None).await;
+            }
             return;
         };
         let id = url::form_urlencoded::parse(format!("x={encoded}").as_bytes())
             .next()
             .map(|(_, v)| v.to_lowercase())
             .unwrap_or_default();
+        if let Some(shared) = &self.shared {
+            shared.drop_pages(Some(&id)).await;
+        }
         let holds = move |_: &String, page: &Arc<UserPage>| {
             page.users
                 .iter()
@@ -210,10 +295,14 @@ mod tests {
         }
         assert_eq!(calls.load(Ordering::Relaxed), 1, "one call, then the cache");
         // A membership change does not change the list; a change to a group does.
-        reads.changed(&reqwest::Method::PUT, "/api/v1/groups/00g1/users/00u1");
+        reads
+            .changed(&reqwest::Method::PUT, "/api/v1/groups/00g1/users/00u1")
+            .await;
         reads.groups("200|".into(), load(&calls)).await.unwrap();
         assert_eq!(calls.load(Ordering::Relaxed), 1);
-        reads.changed(&reqwest::Method::PUT, "/api/v1/groups/00g1");
+        reads
+            .changed(&reqwest::Method::PUT, "/api/v1/groups/00g1")
+            .await;
         reads.groups("200|".into(), load(&calls)).await.unwrap();
         assert_eq!(calls.load(Ordering::Relaxed), 2);
     }

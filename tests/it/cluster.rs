@@ -371,3 +371,63 @@ async fn a_velocity_cap_holds_across_three_instances() {
     assert_eq!((successes, denied), (2, 1), "{outcomes:?}");
     assert!(c.apps[1].state.audit.verify().await.unwrap().intact());
 }
+
+#[tokio::test]
+async fn instances_share_search_pages_and_drop_them_when_any_changes_a_user() {
+    let c = Cluster::spawn(3, |_| {}).await;
+    let agent = c.signed_in(AGENT).await;
+    let id = plain_active_users(&c.sim.state)[0].clone();
+    let login = c.sim.state.user(&id).unwrap().login;
+    let q = login.split('@').next().unwrap().to_string();
+    // The session cookie is the host's, whatever the port: the browser may call any instance.
+    let on = |i: usize, path: String| {
+        let url = format!("{}{path}", c.apps[i].base_url);
+        let agent = &agent;
+        async move { agent.get(&url).await }
+    };
+    let searches = || {
+        c.sim
+            .state
+            .requests("GET", "/api/v1/users")
+            .iter()
+            .filter(|r| r.path == "/api/v1/users")
+            .count()
+    };
+    let before = searches();
+    // Okta is slow: the same search on three instances at once is one call.
+    c.sim.state.inject_fault(
+        okta_sim::Fault::new(
+            "GET",
+            "/api/v1/users",
+            okta_sim::FaultKind::Latency(Duration::from_millis(300)),
+        )
+        .times(1),
+    );
+    let path = format!("/users?q={q}");
+    let pages = futures_util::future::join_all((0..3).map(|i| on(i, path.clone()))).await;
+    for page in &pages {
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(page.body.contains(&login), "{}", page.body);
+    }
+    assert_eq!(searches() - before, 1, "one Okta call for three instances");
+    assert_eq!(on(2, path.clone()).await.status, 200);
+    assert_eq!(searches() - before, 1, "then served from Redis");
+
+    // A change on instance 1 drops the page for all three.
+    let csrf = agent.csrf_token().await;
+    let form = [
+        ("_csrf", csrf.as_str()),
+        ("reason", "Fraud review"),
+        ("ticket", "SUP-4"),
+    ];
+    let url = format!("{}/users/{id}/suspend", c.apps[1].base_url);
+    let done = agent.post_form(&url, &form).await;
+    assert!(done.status.is_redirection(), "{}", done.body);
+    let after = on(2, path).await;
+    assert_eq!(
+        searches() - before,
+        2,
+        "the page was dropped and asked again"
+    );
+    assert!(after.body.contains("Suspended"), "{}", after.body);
+}
