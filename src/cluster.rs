@@ -11,7 +11,7 @@
 //!
 //! | key | type | what |
 //! |---|---|---|
-//! | `gcra:{limit}:{subject}` | string (ms) | theoretical arrival time of a limit, e.g. `gcra:velocity.deactivate:00u…` |
+//! | `gcra:{limit}:{subject}` | string (ms) | theoretical arrival time of a limit, e.g. `gcra:agent.requests:{sub}`, `gcra:api.client:{client id}`, `gcra:edge.ip:{address}` |
 //! | `velocity:{cap}:{subject}` | sorted set | velocity cap window (see [`velocity`]) |
 //! | `budget:{bucket}` | hash | Okta bucket window: `limit`, `reset`, `ours`, `okta` |
 //! | `budget:{bucket}:by` | hash | reads per requester in the window |
