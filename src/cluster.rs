@@ -414,7 +414,7 @@ fn local_limiter(quota: Quota) -> LocalLimiter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[tokio::test]

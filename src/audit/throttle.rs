@@ -265,4 +265,25 @@ mod tests {
         assert_eq!(counts, vec![2, 100]);
         assert!(t.take(true).is_empty(), "counts are taken once");
     }
+
+    /// With Redis the per-address limit is one for every instance: a second instance does
+    /// not give the same address a fresh budget of new records.
+    #[tokio::test]
+    async fn the_per_address_limit_is_shared_by_instances_on_one_redis() {
+        let a = crate::cluster::tests::redis_shared("throttle").await;
+        let b = crate::cluster::tests::same_cluster(&a).await;
+        let config = ThrottleConfig {
+            records_per_minute: 2,
+            window_seconds: 60,
+        };
+        let (one, two) = (Throttle::new(&config, a), Throttle::new(&config, b));
+        assert_eq!(one.judge(&failure("10.0.0.1", "a")).await, Verdict::Write);
+        assert_eq!(two.judge(&failure("10.0.0.1", "b")).await, Verdict::Write);
+        assert_eq!(
+            one.judge(&failure("10.0.0.1", "c")).await,
+            Verdict::Suppressed,
+            "the address's two records were written, one on each instance"
+        );
+        assert_eq!(two.judge(&failure("10.0.0.2", "a")).await, Verdict::Write);
+    }
 }
