@@ -15,7 +15,7 @@ use crate::helpers::*;
 const LIMIT: usize = 60;
 
 /// A search page: 200 with results, or 429 with the busy message and the request id.
-fn check_page(page: &Page) -> bool {
+pub fn check_page(page: &Page) -> bool {
     match page.status.as_u16() {
         200 => true,
         429 => {
@@ -26,6 +26,21 @@ fn check_page(page: &Page) -> bool {
         }
         other => panic!("search answered {other}: {}", page.body),
     }
+}
+
+/// An unlock sent 100 ms into a storm; the page and how long it took.
+pub async fn unlock_mid_storm(agent: &Browser, csrf: &str, locked: &str) -> (Page, Duration) {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let form = [
+        ("_csrf", csrf),
+        ("reason", "Caller locked out during a search storm"),
+        ("ticket", "SUP-12"),
+    ];
+    let page = agent
+        .post_form(&format!("/users/{locked}/unlock"), &form)
+        .await;
+    (page, started.elapsed())
 }
 
 #[tokio::test]
@@ -60,19 +75,7 @@ async fn a_search_storm_at_three_times_the_limit_gets_no_okta_429_and_an_unlock_
             }
         })
         .buffer_unordered(12);
-    let unlock = async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let started = Instant::now();
-        let form = [
-            ("_csrf", csrf.as_str()),
-            ("reason", "Caller locked out during a search storm"),
-            ("ticket", "SUP-12"),
-        ];
-        let page = agents[0]
-            .post_form(&format!("/users/{locked}/unlock"), &form)
-            .await;
-        (page, started.elapsed())
-    };
+    let unlock = unlock_mid_storm(&agents[0], &csrf, &locked);
     let (results, (unlocked, took)) = tokio::join!(searches.collect::<Vec<bool>>(), unlock);
 
     assert_eq!(t.sim().rate_limited_answers(), 0, "Okta never answered 429");

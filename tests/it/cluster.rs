@@ -135,19 +135,6 @@ impl Cluster {
     }
 }
 
-/// A search page: 200 with results, or 429 with the busy message.
-fn served_or_busy(page: &Page) -> bool {
-    match page.status.as_u16() {
-        200 => true,
-        429 => {
-            let message = page.text("#search-error").unwrap_or_default();
-            assert!(message.contains("Okta is busy — try again in"), "{message}");
-            false
-        }
-        other => panic!("search answered {other}: {}", page.body),
-    }
-}
-
 #[tokio::test]
 async fn a_session_started_on_one_instance_works_on_the_others_and_ends_on_all() {
     let c = Cluster::spawn(3, |config| config.session.cache_recheck_seconds = 1).await;
@@ -224,22 +211,12 @@ async fn three_instances_share_one_okta_budget_and_one_audit_chain() {
     let storm = futures_util::stream::iter(0..3 * LIMIT)
         .map(|i| {
             let agents = &agents;
-            async move { served_or_busy(&agents[i % 2].get(&format!("/users?q=storm{i}")).await) }
+            async move {
+                crate::budget::check_page(&agents[i % 2].get(&format!("/users?q=storm{i}")).await)
+            }
         })
         .buffer_unordered(12);
-    let unlock = async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let started = Instant::now();
-        let form = [
-            ("_csrf", csrf.as_str()),
-            ("reason", "Caller locked out during a search storm"),
-            ("ticket", "SUP-12"),
-        ];
-        let page = agents[0]
-            .post_form(&format!("/users/{locked}/unlock"), &form)
-            .await;
-        (page, started.elapsed())
-    };
+    let unlock = crate::budget::unlock_mid_storm(&agents[0], &csrf, &locked);
     let (results, (unlocked, took)) = tokio::join!(storm.collect::<Vec<bool>>(), unlock);
 
     assert_eq!(
