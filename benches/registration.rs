@@ -14,6 +14,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[allow(dead_code)]
+mod support;
+
 #[path = "../tests/it/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;
@@ -182,17 +185,33 @@ async fn setup() -> (TestApp, admin_portal::registration::RunningEdge) {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
+    support::block_on(async {
         let (t, edge) = setup().await;
         let mut cases = [
-            Case { name: "register, new email", path: "/v1/register", body: new_person, times: Vec::new() },
-            Case { name: "register, existing email", path: "/v1/register", body: existing_person, times: Vec::new() },
-            Case { name: "recover, known customer", path: "/v1/forgot-password", body: known_customer, times: Vec::new() },
-            Case { name: "recover, unknown address", path: "/v1/forgot-password", body: unknown_address, times: Vec::new() },
+            Case {
+                name: "register, new email",
+                path: "/v1/register",
+                body: new_person,
+                times: Vec::new(),
+            },
+            Case {
+                name: "register, existing email",
+                path: "/v1/register",
+                body: existing_person,
+                times: Vec::new(),
+            },
+            Case {
+                name: "recover, known customer",
+                path: "/v1/forgot-password",
+                body: known_customer,
+                times: Vec::new(),
+            },
+            Case {
+                name: "recover, unknown address",
+                path: "/v1/forgot-password",
+                body: unknown_address,
+                times: Vec::new(),
+            },
         ];
         let client = reqwest::Client::new();
         for i in 0..ROUNDS {
@@ -204,8 +223,14 @@ fn main() {
         // Every call was carried out behind its answer.
         t.audit_of("user.register", 2 + 2 * ROUNDS).await;
         t.audit_of("user.recover", 2 * ROUNDS).await;
-        let created = t.sim().user(&format!("new.{}@example.com", ROUNDS - 1)).is_some();
-        println!("\nRegistration edge answer times, Okta {} ms away, {ROUNDS} per case, interleaved (all carried out: {created})\n", OKTA_DISTANCE.as_millis());
+        let created = t
+            .sim()
+            .user(&format!("new.{}@example.com", ROUNDS - 1))
+            .is_some();
+        println!(
+            "\nRegistration edge answer times, Okta {} ms away, {ROUNDS} per case, interleaved (all carried out: {created})\n",
+            OKTA_DISTANCE.as_millis()
+        );
         report(&cases);
     });
 }

@@ -7,6 +7,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[allow(dead_code)]
+mod support;
+
 #[path = "../tests/it/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;
@@ -42,11 +45,7 @@ async fn visit(agent: &Browser, csrf: &str, visit: &Visit, run: usize) -> Page {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
+    support::block_on(async {
         let t = TestApp::spawn_with(|c| c.session.agent_requests_per_minute = 0).await;
         let agent = t.signed_in(MANAGER).await;
         let csrf = agent.csrf_token().await;

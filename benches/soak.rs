@@ -9,6 +9,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 #[path = "../tests/it/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;
@@ -141,22 +143,12 @@ async fn agent_loop(
     tally
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    sorted
-        .get(((sorted.len().max(1) - 1) as f64 * p) as usize)
-        .copied()
-        .unwrap_or_default()
-        .as_secs_f64()
-        * 1000.0
-}
-
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let (agents, seconds) = (env_number("SOAK_AGENTS", 200) as usize, env_number("SOAK_SECONDS", 60));
+    support::block_on(async {
+        let (agents, seconds) = (
+            env_number("SOAK_AGENTS", 200) as usize,
+            env_number("SOAK_SECONDS", 60),
+        );
         let c = Cluster::spawn_sized(3, agents * 2, |_| {}).await;
         let logins = create_agents(&c, agents).await;
         let mut browsers = Vec::new();
@@ -170,7 +162,15 @@ fn main() {
         let tasks: Vec<_> = browsers
             .into_iter()
             .enumerate()
-            .map(|(n, b)| tokio::spawn(agent_loop(b, c.sim.state.clone(), n, users[n % users.len()].clone(), until)))
+            .map(|(n, b)| {
+                tokio::spawn(agent_loop(
+                    b,
+                    c.sim.state.clone(),
+                    n,
+                    users[n % users.len()].clone(),
+                    until,
+                ))
+            })
             .collect();
         let mut all = Tally::default();
         for task in tasks {
@@ -185,21 +185,38 @@ fn main() {
         let elapsed = started.elapsed().as_secs_f64();
         all.latencies.sort();
         all.unlocks.sort();
-        let pct = |p: f64| percentile(&all.latencies, p);
+        let pct = |p: f64| support::percentile_ms(&all.latencies, p);
         let calls = c.sim.state.request_count("*", "/api/v1/") - calls_before;
-        println!("\nSoak: {agents} agents, {seconds} s, three instances (one database, one Redis), Okta's default limits\n");
-        println!("| pages served | busy (429) | errors | Okta calls | Okta calls/min | Okta 429s | page p50 ms | p95 ms | p99 ms | connections per instance |");
+        println!(
+            "\nSoak: {agents} agents, {seconds} s, three instances (one database, one Redis), Okta's default limits\n"
+        );
+        println!(
+            "| pages served | busy (429) | errors | Okta calls | Okta calls/min | Okta 429s | page p50 ms | p95 ms | p99 ms | connections per instance |"
+        );
         println!("|---|---|---|---|---|---|---|---|---|---|");
         println!(
             "| {} | {} | {} | {calls} | {:.0} | {} | {:.1} | {:.1} | {:.1} | {:?} |",
-            all.latencies.len(), all.busy, all.errors, calls as f64 * 60.0 / elapsed,
-            c.sim.state.rate_limited_answers(), pct(0.50), pct(0.95), pct(0.99), c.served()
+            all.latencies.len(),
+            all.busy,
+            all.errors,
+            calls as f64 * 60.0 / elapsed,
+            c.sim.state.rate_limited_answers(),
+            pct(0.50),
+            pct(0.95),
+            pct(0.99),
+            c.served()
         );
-        println!("\n| unlocks done | unlocks refused (by status) | unlock p50 ms | p95 ms | max ms |");
+        println!(
+            "\n| unlocks done | unlocks refused (by status) | unlock p50 ms | p95 ms | max ms |"
+        );
         println!("|---|---|---|---|---|");
         println!(
             "| {} | {:?} | {:.1} | {:.1} | {:.1} |",
-            all.unlocks.len(), all.unlock_failures, percentile(&all.unlocks, 0.5), percentile(&all.unlocks, 0.95), percentile(&all.unlocks, 1.0)
+            all.unlocks.len(),
+            all.unlock_failures,
+            support::percentile_ms(&all.unlocks, 0.5),
+            support::percentile_ms(&all.unlocks, 0.95),
+            support::percentile_ms(&all.unlocks, 1.0)
         );
     });
 }

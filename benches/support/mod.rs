@@ -1,0 +1,18 @@
+//! What the benchmarks share beside the test harness: a runtime, and percentiles.
+
+use std::time::Duration;
+
+/// Runs a benchmark's body on a multi-threaded runtime.
+pub fn block_on<F: Future>(body: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(body)
+}
+
+/// The `p` quantile (0–1) of sorted times, in ms (0 when there are none).
+pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len().max(1) - 1) as f64 * p).round() as usize;
+    sorted.get(i).copied().unwrap_or_default().as_secs_f64() * 1000.0
+}
