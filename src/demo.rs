@@ -191,10 +191,15 @@ pub async fn run(
 }
 
 /// `admin-portal okta-sim`: the simulator alone, as the `okta-sim` binary runs it.
-pub async fn okta_sim_only(port: u16, portal_url: &str) -> anyhow::Result<()> {
+pub async fn okta_sim_only(
+    port: u16,
+    portal_url: &str,
+    knobs: okta_sim::Knobs,
+) -> anyhow::Result<()> {
     okta_sim::run_standalone(
         SocketAddr::from(([127, 0, 0, 1], port)),
         portal_url,
+        knobs,
         shutdown_signal(),
     )
     .await

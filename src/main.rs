@@ -69,6 +69,8 @@ enum Command {
         /// Register the portal client for a portal at this URL.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         portal_url: String,
+        #[command(flatten)]
+        knobs: okta_sim::Knobs,
     },
 }
 
@@ -243,7 +245,11 @@ async fn main() -> ExitCode {
             };
         }
         #[cfg(feature = "demo")]
-        Command::OktaSim { port, portal_url } => demo::okta_sim_only(port, &portal_url).await,
+        Command::OktaSim {
+            port,
+            portal_url,
+            knobs,
+        } => demo::okta_sim_only(port, &portal_url, knobs).await,
         Command::Audit { command } => {
             return match audit(command).await {
                 Ok(code) => code,

@@ -149,3 +149,119 @@ fn missing_config_file_is_reported() {
     assert_eq!(code, 1);
     assert!(stderr.contains("does not exist"), "{stderr}");
 }
+
+/// `admin-portal okta-sim` started with its knobs, killed when dropped.
+struct SimProcess {
+    child: std::process::Child,
+    base: String,
+}
+
+impl SimProcess {
+    async fn start(knobs: &[&str]) -> SimProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_admin-portal"))
+            .args(["okta-sim", "--port", &port.to_string()])
+            .args(knobs)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start okta-sim");
+        let sim = SimProcess {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        let url = format!(
+            "{}/oauth2/default/.well-known/openid-configuration",
+            sim.base
+        );
+        for _ in 0..100 {
+            if client.get(&url).send().await.is_ok() {
+                return sim;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("okta-sim did not start on {}", sim.base);
+    }
+
+    async fn get(&self, path: &str) -> (u16, serde_json::Value, std::time::Duration) {
+        let started = std::time::Instant::now();
+        let response = reqwest::Client::new()
+            .get(format!("{}{path}", self.base))
+            .header(
+                "Authorization",
+                format!("SSWS {}", okta_sim::DEMO_API_TOKEN),
+            )
+            .send()
+            .await
+            .expect("the simulator answers");
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(serde_json::Value::Null);
+        (status, body, started.elapsed())
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn okta_sim_command_line_sets_latency_rate_limits_and_faults() {
+    let sim = SimProcess::start(&[
+        "--latency-ms",
+        "150",
+        "--rate-limit",
+        "GET /api/v1/users=2",
+        "--fault",
+        "/api/v1/groups:503:50%",
+    ])
+    .await;
+    for _ in 0..2 {
+        let (status, _, took) = sim.get("/api/v1/users?limit=1").await;
+        assert_eq!(status, 200);
+        assert!(took >= std::time::Duration::from_millis(150), "{took:?}");
+    }
+    let (status, body, _) = sim.get("/api/v1/users?limit=1").await;
+    assert_eq!(
+        (status, body["errorCode"].as_str()),
+        (429, Some("E0000047"))
+    );
+    // Every second request to /api/v1/groups fails as Okta's 503 does.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let (status, body, _) = sim.get("/api/v1/groups").await;
+        if status == 503 {
+            assert!(body["errorCode"].as_str().is_some(), "{body}");
+        }
+        statuses.push(status);
+    }
+    assert_eq!(statuses, [200, 503, 200, 503]);
+}
+
+#[tokio::test]
+async fn okta_sim_rate_limit_off_lifts_every_ceiling() {
+    let sim = SimProcess::start(&["--rate-limit", "*=3", "--rate-limit", "off"]).await;
+    for _ in 0..10 {
+        let (status, _, _) = sim.get("/api/v1/users?limit=1").await;
+        assert_eq!(status, 200);
+    }
+}
+
+#[test]
+fn okta_sim_refuses_a_malformed_knob_plainly() {
+    let (code, _, stderr) = run(&["okta-sim", "--fault", "/api/v1/users:404:0.5"], &[]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("the kind is a 5xx status, 429, timeout or malformed"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(&["okta-sim", "--rate-limit", "users=5"], &[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("is not a bucket"), "{stderr}");
+}

@@ -340,6 +340,8 @@ const WINDOW_SECS: i64 = 60;
 
 #[derive(Debug, Default)]
 pub struct RateLimits {
+    /// No bucket has a ceiling (`--rate-limit off`); answers still carry the headers.
+    pub off: bool,
     pub default_limit: Option<u32>,
     pub limits: HashMap<String, u32>,
     /// Bucket → (window start, epoch seconds; requests counted in the window).
@@ -350,6 +352,9 @@ pub struct RateLimits {
 
 impl RateLimits {
     pub fn limit(&self, bucket: &str) -> u32 {
+        if self.off {
+            return u32::MAX;
+        }
         self.limits
             .get(bucket)
             .copied()
@@ -621,6 +626,8 @@ const MAX_RECORDED: usize = 5000;
 #[derive(Debug, Default)]
 pub struct Ops {
     pub faults: Vec<Fault>,
+    /// Added to every Management API answer (`--latency-ms`).
+    pub latency: Option<Duration>,
     pub rate_limits: RateLimits,
     pub recorded: VecDeque<RecordedRequest>,
     pub counts: HashMap<(String, String), usize>,
@@ -725,6 +732,12 @@ pub async fn gate(State(state): State<SimState>, request: Request, next: Next) -
     };
     let api = is_api(&path);
     let bucket = bucket_for(&method, &path);
+    let latency = state.ops().latency.filter(|_| api);
+    if let Some(delay) = latency
+        && !state.sleep_unless_stopped(delay).await
+    {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
     if let Some(kind) = fault {
         match kind {
             FaultKind::Latency(delay) => {

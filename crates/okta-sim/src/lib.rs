@@ -36,6 +36,7 @@ pub mod expr;
 pub mod factors;
 pub mod groups;
 pub mod keys;
+pub mod knobs;
 pub mod links;
 pub mod oidc;
 pub mod org_as;
@@ -73,6 +74,7 @@ pub use store::{
 };
 
 use keys::KeyRing;
+pub use knobs::Knobs;
 
 /// The OAuth client the portal signs agents in with, in the demo.
 pub const PORTAL_CLIENT_ID: &str = "0oaPortalDemoClient1";
@@ -91,6 +93,9 @@ pub struct SimOptions {
     pub api_tokens: Vec<String>,
     /// Service apps of the org authorization server (OAuth 2.0 for Okta).
     pub service_apps: Vec<ServiceApp>,
+    /// Added latency, rate limits and faults (the command line's `--latency-ms`,
+    /// `--rate-limit`, `--fault`).
+    pub knobs: Knobs,
 }
 
 impl Default for SimOptions {
@@ -101,6 +106,7 @@ impl Default for SimOptions {
             api_tokens: vec![DEMO_API_TOKEN.into()],
             // The key is embedded and checked by a unit test; deriving it cannot fail.
             service_apps: org_as::demo_service_app().into_iter().collect(),
+            knobs: Knobs::default(),
         }
     }
 }
@@ -493,7 +499,7 @@ pub async fn spawn(addr: SocketAddr, options: SimOptions) -> anyhow::Result<Runn
         issuer,
         store: Mutex::new(store),
         keys: RwLock::new(KeyRing::load()?),
-        ops: Mutex::new(api::Ops::default()),
+        ops: Mutex::new(options.knobs.into_ops()),
         stopping: watch::Sender::new(false),
     }));
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
@@ -652,9 +658,14 @@ pub fn random_token(len: usize) -> String {
 pub async fn run_standalone(
     addr: SocketAddr,
     portal_url: &str,
+    knobs: Knobs,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let sim = spawn(addr, SimOptions::default()).await?;
+    let options = SimOptions {
+        knobs,
+        ..SimOptions::default()
+    };
+    let sim = spawn(addr, options).await?;
     sim.state.register_client(portal_client(portal_url));
     println!(
         "Okta simulator at {} (issuer {})",

@@ -13,6 +13,8 @@ struct Cli {
     /// Register the portal client for a portal at this URL.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     portal_url: String,
+    #[command(flatten)]
+    knobs: okta_sim::Knobs,
 }
 
 #[tokio::main]
@@ -26,7 +28,14 @@ async fn main() -> ExitCode {
         .with_target(false)
         .init();
     let addr = SocketAddr::from(([127, 0, 0, 1], cli.port));
-    match okta_sim::run_standalone(addr, &cli.portal_url, okta_sim::shutdown_signal()).await {
+    match okta_sim::run_standalone(
+        addr,
+        &cli.portal_url,
+        cli.knobs,
+        okta_sim::shutdown_signal(),
+    )
+    .await
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
