@@ -671,8 +671,13 @@ async fn a_reused_proof_of_work_is_refused() {
         .await;
     assert_eq!(first.status, 202);
     assert_eq!((replay.status.as_u16(), replay.code()), (400, "pow_reused"));
-    assert!(e.t.sim().user("replay.one@example.com").is_some());
-    assert!(e.t.sim().user("replay.two@example.com").is_none());
+    // The edge answers 202 before the admin service has created the user.
+    let sim = e.t.sim();
+    crate::helpers::eventually("the first registration", || {
+        sim.user("replay.one@example.com").is_some()
+    })
+    .await;
+    assert!(sim.user("replay.two@example.com").is_none());
     let forged = e.json("/v1/register", json!({ "firstName": "F", "lastName": "G", "email": "f@example.com", "altcha": "e30=" }), &[]).await;
     assert_eq!(
         (forged.status.as_u16(), forged.code()),
@@ -819,7 +824,11 @@ async fn a_browser_registers_and_lands_on_check_your_email() {
         c.screenshot().await.unwrap(),
     )
     .unwrap();
-    assert!(e.t.sim().user("bea.browser@example.com").is_some());
+    let sim = e.t.sim();
+    crate::helpers::eventually("the registration", || {
+        sim.user("bea.browser@example.com").is_some()
+    })
+    .await;
     assert_eq!(
         e.t.sim().user("bea.browser@example.com").unwrap().status,
         UserStatus::Provisioned
