@@ -1,114 +1,141 @@
-//! Benchmark: `/healthz` and a signed-in `/me` at 1, 16 and 64 concurrent clients, on SQLite
-//! and on PostgreSQL, with the ratio /me ÷ /healthz and the session writes the load caused.
+//! Benchmark: the portal's pages beside the simulator's own search, in one run.
+//!
+//! 1. Throughput at 1, 16 and 64 concurrent clients on SQLite: `/healthz`, a signed-in `/me`,
+//!    the search page (the same query again: served by the short search cache; and a new query
+//!    each request: one Okta call each), the htmx search fragment, a user page, and the
+//!    simulator's `/api/v1/users?search=` called directly. Ratios: `/me` ÷ `/healthz`, search
+//!    page and fragment ÷ the simulator, the session rows the `/me` load wrote.
+//! 2. `/healthz` and `/me` on PostgreSQL (skipped when it cannot be reached).
+//! 3. Round trips per page with Okta 80 ms away: the Okta calls per page (counted at the
+//!    simulator) and the median time ÷ the latency.
 //!
 //! Run with `cargo bench --bench pages` (release build). PostgreSQL is taken from
-//! `ADMIN_PORTAL_BENCH_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`) and
-//! skipped when it cannot be reached. Everything stays on 127.0.0.1 and every load is bounded
-//! in requests and in time.
+//! `ADMIN_PORTAL_BENCH_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`).
+//! Everything stays on 127.0.0.1 and every load is bounded in requests and in time.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[allow(dead_code)]
+mod support;
 
 #[path = "../tests/it/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use helpers::{AGENT, TestApp};
+use helpers::{AGENT, Browser, MANAGER, Page, TestApp};
+use okta_sim::{Fault, FaultKind, UserStatus};
+use support::load::{Load, Run};
 
-const REQUESTS_PER_LEVEL: usize = 4000;
-const TIME_LIMIT: Duration = Duration::from_secs(15);
+const REQUESTS: usize = 4000;
+const TIME_LIMIT: Duration = Duration::from_secs(10);
 const LEVELS: [usize; 3] = [1, 16, 64];
+const LATENCY: Duration = Duration::from_millis(80);
+const RUNS: usize = 7;
 
-struct Run {
-    latencies: Vec<Duration>,
-    errors: usize,
-    elapsed: Duration,
-}
-
-impl Run {
-    fn rps(&self) -> f64 {
-        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
-    }
-
-    fn ms(&self, p: f64) -> f64 {
-        let i = ((self.latencies.len().max(1) as f64 - 1.0) * p).round() as usize;
-        self.latencies
-            .get(i)
-            .copied()
-            .unwrap_or_default()
-            .as_secs_f64()
-            * 1000.0
-    }
-
-    fn max_ms(&self) -> f64 {
-        self.latencies
-            .last()
-            .copied()
-            .unwrap_or_default()
-            .as_secs_f64()
-            * 1000.0
-    }
-}
-
-/// Sends `REQUESTS_PER_LEVEL` GETs (or stops at `TIME_LIMIT`) with `concurrency` workers, each
-/// with the session cookie; a success is a 200.
-async fn load(url: &str, cookie: &str, concurrency: usize) -> Run {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let started = Instant::now();
-    let counter = Arc::new(AtomicUsize::new(0));
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (client, url, counter) = (client.clone(), url.to_string(), counter.clone());
-            let cookie = format!("portal_session={cookie}");
-            tokio::spawn(async move {
-                let (mut latencies, mut errors) = (Vec::new(), 0);
-                while counter.fetch_add(1, Ordering::Relaxed) < REQUESTS_PER_LEVEL
-                    && started.elapsed() < TIME_LIMIT
-                {
-                    let t0 = Instant::now();
-                    match client.get(&url).header("cookie", &cookie).send().await {
-                        Ok(r) if r.status() == 200 => {
-                            let _ = r.bytes().await;
-                            latencies.push(t0.elapsed());
-                        }
-                        _ => errors += 1,
-                    }
-                }
-                (latencies, errors)
-            })
-        })
-        .collect();
-    let (mut latencies, mut errors) = (Vec::new(), 0);
-    for task in tasks {
-        if let Ok((l, e)) = task.await {
-            latencies.extend(l);
-            errors += e;
-        }
-    }
-    latencies.sort();
-    Run {
-        latencies,
-        errors,
-        elapsed: started.elapsed(),
-    }
-}
-
-fn row(db: &str, path: &str, c: usize, run: &Run, ratio: &str, writes: &str) {
+fn row(target: &str, c: usize, run: &Run, ratio: &str) {
     println!(
-        "| {db:<8} | {path:<8} | {c:>3} | {:>6} | {:>6} | {:>8.0} | {:>8.2} | {:>8.2} | {:>8.2} | {ratio:>6} | {writes:>6} |",
+        "| {target:<34} | {c:>3} | {:>6} | {:>6} | {:>7.0} | {:>6.2} | {:>6.2} | {:>6.2} | {:>7.1} | {ratio:>13} |",
         run.latencies.len(),
         run.errors,
         run.rps(),
         run.ms(0.50),
+        run.ms(0.95),
         run.ms(0.99),
-        run.max_ms(),
+        run.ms(1.0),
     );
+}
+
+fn ratio(a: &Run, b: &Run, what: &str) -> String {
+    format!("{:.2}× {what}", a.rps() / b.rps().max(1.0))
+}
+
+/// Table 1: every target at every level.
+async fn throughput(t: &TestApp) {
+    let agent = t.signed_in(AGENT).await;
+    let cookie = format!("portal_session={}", agent.session_cookie().expect("cookie"));
+    let portal =
+        |n| Load::new(reqwest::Client::new(), n, TIME_LIMIT).header("cookie", cookie.clone());
+    let user = t.plain_active_user();
+    let expression = admin_portal::ops::reads::expression("ada", None)
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    let sim_url = format!(
+        "{}/api/v1/users?limit=20&search={}",
+        t.sim.base_url(),
+        helpers::url_encode(&expression)
+    );
+    let sim = Load::new(reqwest::Client::new(), REQUESTS, TIME_LIMIT)
+        .header(
+            "authorization",
+            format!("SSWS {}", okta_sim::DEMO_API_TOKEN),
+        )
+        .header("accept", "application/json");
+    let at = |path: String| {
+        let url = t.url(&path);
+        move |_| url.clone()
+    };
+    println!(
+        "\nPages on SQLite: at most {REQUESTS} requests or {}s per row, one signed-in session, loopback\n",
+        TIME_LIMIT.as_secs()
+    );
+    println!(
+        "| target                             |   c |     ok | errors |   req/s | p50 ms | p95 ms | p99 ms |  max ms | ratio         |"
+    );
+    println!(
+        "|------------------------------------|-----|--------|--------|---------|--------|--------|--------|---------|---------------|"
+    );
+    for c in LEVELS {
+        let health = portal(REQUESTS).run(c, at("/healthz".into())).await;
+        row("`/healthz`", c, &health, "");
+        let writes = t.app.sessions.writes();
+        let me = portal(REQUESTS).run(c, at("/me".into())).await;
+        let written = t.app.sessions.writes() - writes;
+        row(
+            "`/me`",
+            c,
+            &me,
+            &format!("{} ({written} writes)", ratio(&me, &health, "hz")),
+        );
+        let u = sim_url.clone();
+        let direct = sim.run(c, move |_| u.clone()).await;
+        let page = portal(REQUESTS).run(c, at("/users?q=ada".into())).await;
+        row(
+            "search page, same query",
+            c,
+            &page,
+            &ratio(&page, &direct, "sim"),
+        );
+        let fragment = portal(REQUESTS)
+            .header("hx-request", "true")
+            .run(c, at("/users?q=ada".into()))
+            .await;
+        row(
+            "search fragment (htmx), same query",
+            c,
+            &fragment,
+            &ratio(&fragment, &direct, "sim"),
+        );
+        let base = t.url("/users?q=ad");
+        let fresh = portal(REQUESTS)
+            .run(c, move |n| format!("{base}{n}x{c}"))
+            .await;
+        row(
+            "search page, a new query each",
+            c,
+            &fresh,
+            &ratio(&fresh, &direct, "sim"),
+        );
+        let detail = portal(REQUESTS).run(c, at(format!("/users/{user}"))).await;
+        row(
+            "user page (4 Okta calls)",
+            c,
+            &detail,
+            &ratio(&detail, &direct, "sim"),
+        );
+        row("simulator `/api/v1/users?search=`", c, &direct, "");
+    }
 }
 
 /// A database URL on a fresh schema of the PostgreSQL server, if it answers.
@@ -126,69 +153,128 @@ async fn postgres_url() -> Option<String> {
     Some(format!("{url}{sep}options=-c%20search_path%3D{schema}"))
 }
 
-/// Both loads at every level; returns (/me req/s at 64, p99 at 64, max over /me runs).
-async fn bench(db: &str, t: &TestApp) -> (f64, f64, f64) {
-    let b = t.signed_in(AGENT).await;
-    let cookie = b.session_cookie().expect("session cookie");
-    let (health, me) = (t.url("/healthz"), t.url("/me"));
-    let mut summary = (0.0, 0.0, 0.0f64);
+/// Table 2: `/healthz` and `/me` on PostgreSQL.
+async fn postgres() {
+    let Some(url) = postgres_url().await else {
+        println!("\nPostgreSQL not reachable: skipped");
+        return;
+    };
+    let t = TestApp::spawn_with(|c| {
+        c.database.url = url;
+        c.session.agent_requests_per_minute = 0;
+    })
+    .await;
+    let agent = t.signed_in(AGENT).await;
+    let cookie = format!("portal_session={}", agent.session_cookie().expect("cookie"));
+    let load = Load::new(reqwest::Client::new(), REQUESTS, TIME_LIMIT).header("cookie", cookie);
+    println!("\nPostgreSQL\n");
+    println!(
+        "| target                             |   c |     ok | errors |   req/s | p50 ms | p95 ms | p99 ms |  max ms | ratio         |"
+    );
+    println!(
+        "|------------------------------------|-----|--------|--------|---------|--------|--------|--------|---------|---------------|"
+    );
     for c in LEVELS {
-        let h = load(&health, &cookie, c).await;
-        row(db, "/healthz", c, &h, "", "");
+        let (hz, me) = (t.url("/healthz"), t.url("/me"));
+        let health = load.run(c, move |_| hz.clone()).await;
+        row("`/healthz`", c, &health, "");
         let writes = t.app.sessions.writes();
-        let m = load(&me, &cookie, c).await;
-        let ratio = format!("{:.2}", m.rps() / h.rps().max(1.0));
-        let writes = (t.app.sessions.writes() - writes).to_string();
-        row(db, "/me", c, &m, &ratio, &writes);
-        summary.2 = summary.2.max(m.max_ms());
-        if c == 64 {
-            (summary.0, summary.1) = (m.rps(), m.ms(0.99));
+        let run = load.run(c, move |_| me.clone()).await;
+        let written = t.app.sessions.writes() - writes;
+        row(
+            "`/me`",
+            c,
+            &run,
+            &format!("{} ({written} writes)", ratio(&run, &health, "hz")),
+        );
+    }
+}
+
+enum Visit {
+    Search(&'static str),
+    Get(String),
+    Post(String),
+}
+
+async fn visit(agent: &Browser, csrf: &str, visit: &Visit, run: usize) -> Page {
+    match visit {
+        // A new query each time: a search repeated within 5 s would come from the cache.
+        Visit::Search(q) => agent.get(&format!("/users?q={q}{run}")).await,
+        Visit::Get(path) => agent.get(path).await,
+        Visit::Post(path) => {
+            let form = [
+                ("_csrf", csrf),
+                ("reason", "Fraud review"),
+                ("ticket", "SUP-3"),
+            ];
+            agent.post_form(path, &form).await
         }
     }
-    summary
+}
+
+/// Table 3: round trips per page with Okta `LATENCY` away.
+async fn round_trips() {
+    let t = TestApp::spawn_with(|c| c.session.agent_requests_per_minute = 0).await;
+    let agent = t.signed_in(MANAGER).await;
+    let csrf = agent.csrf_token().await;
+    let id = t.plain_active_user();
+    let login = t.sim().user(&id).unwrap().login;
+    assert_eq!(agent.get("/users?q=a").await.status, 200, "warm-up");
+    t.sim()
+        .inject_fault(Fault::new("*", "/api/v1/", FaultKind::Latency(LATENCY)).times(1_000_000));
+    let pages = [
+        ("search page (a new query each load)", Visit::Search("be")),
+        ("user page by Okta id", Visit::Get(format!("/users/{id}"))),
+        ("user page by login", Visit::Get(format!("/users/{login}"))),
+        (
+            "confirmation page",
+            Visit::Get(format!("/users/{id}/suspend")),
+        ),
+        (
+            "lifecycle POST (suspend)",
+            Visit::Post(format!("/users/{id}/suspend")),
+        ),
+    ];
+    println!(
+        "\nRound trips per page, Okta {} ms away, {RUNS} loads each (median)\n",
+        LATENCY.as_millis()
+    );
+    println!("| page | Okta calls | median ms | round trips |");
+    println!("|---|---|---|---|");
+    for (name, page) in &pages {
+        let (mut times, mut calls) = (Vec::new(), 0);
+        for run in 0..RUNS {
+            if matches!(page, Visit::Post(_)) {
+                t.sim().set_user_status(&id, UserStatus::Active);
+            }
+            let before = t.sim().request_count("*", "/api/v1/");
+            let started = Instant::now();
+            let answer = visit(&agent, &csrf, page, run).await;
+            times.push(started.elapsed());
+            calls = t.sim().request_count("*", "/api/v1/") - before;
+            assert!(
+                answer.status == 200 || answer.status.is_redirection(),
+                "{name}: {}",
+                answer.status
+            );
+        }
+        times.sort();
+        let median = support::percentile_ms(&times, 0.5);
+        println!(
+            "| {name} | {calls} | {median:.0} | {:.1} |",
+            median / LATENCY.as_secs_f64() / 1000.0
+        );
+    }
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        println!(
-            "\nPages: {REQUESTS_PER_LEVEL} requests per row (at most {}s), loopback only, one signed-in session\n",
-            TIME_LIMIT.as_secs()
-        );
-        println!("| database | path     |   c |     ok | errors |    req/s | p50 (ms) | p99 (ms) | max (ms) | me/hz  | writes |");
-        println!("|----------|----------|-----|--------|--------|----------|----------|----------|----------|--------|--------|");
-        let sqlite = TestApp::spawn().await;
-        let lite = bench("sqlite", &sqlite).await;
-        drop(sqlite);
-        let pg = match postgres_url().await {
-            Some(url) => {
-                let t = TestApp::spawn_with(|c| {
-                    c.database.url = url;
-                    c.session.agent_requests_per_minute = 0;
-                })
-                .await;
-                Some(bench("postgres", &t).await)
-            }
-            None => {
-                println!("| postgres | (not reachable: skipped) |");
-                None
-            }
-        };
-        println!(
-            "\nAt 64: /me {:.0} req/s on SQLite (p99 {:.2} ms); max /me latency {:.1} ms",
-            lite.0, lite.1, lite.2
-        );
-        if let Some(pg) = pg {
-            println!(
-                "At 64: /me {:.0} req/s on PostgreSQL (p99 {:.2} ms, max {:.1} ms): SQLite ÷ PostgreSQL = {:.2}",
-                pg.0,
-                pg.1,
-                pg.2,
-                lite.0 / pg.0.max(1.0)
-            );
-        }
+    support::block_on(async {
+        let t = TestApp::spawn_with(|c| c.session.agent_requests_per_minute = 0).await;
+        // The simulator's limits are lifted: the benchmark measures the code, not Okta's limiter.
+        t.sim().set_default_rate_limit(100_000_000);
+        throughput(&t).await;
+        drop(t);
+        postgres().await;
+        round_trips().await;
     });
 }

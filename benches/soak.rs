@@ -9,6 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[allow(dead_code)]
 mod support;
 
 #[path = "../tests/it/helpers.rs"]
@@ -25,50 +26,12 @@ use std::time::{Duration, Instant};
 use cluster::Cluster;
 use helpers::Browser;
 use okta_sim::UserStatus;
-use serde_json::{Value, json};
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// Creates `n` more agents (Portal-Agents, password `DEMO_PASSWORD`) through the simulator's
-/// Management API, as an administrator would.
-async fn create_agents(c: &Cluster, n: usize) -> Vec<String> {
-    let sim = c.sim.base_url().to_string();
-    let client = reqwest::Client::new();
-    let auth = format!("SSWS {}", okta_sim::DEMO_API_TOKEN);
-    let groups: Vec<Value> = client
-        .get(format!("{sim}/api/v1/groups?q=Portal-Agents"))
-        .header("authorization", &auth)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let group = groups[0]["id"].as_str().unwrap().to_string();
-    let mut logins = Vec::new();
-    for i in 0..n {
-        let login = format!("soak.agent{i}@example.com");
-        let body = json!({
-            "profile": { "firstName": "Soak", "lastName": format!("Agent {i}"), "email": login, "login": login },
-            "credentials": { "password": { "value": okta_sim::DEMO_PASSWORD } },
-            "groupIds": [group],
-        });
-        let created = client
-            .post(format!("{sim}/api/v1/users?activate=true"))
-            .header("authorization", &auth)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(created.status(), 200, "{}", created.text().await.unwrap());
-        logins.push(login);
-    }
-    logins
 }
 
 #[derive(Default)]
@@ -150,7 +113,7 @@ fn main() {
             env_number("SOAK_SECONDS", 60),
         );
         let c = Cluster::spawn_sized(3, agents * 2, |_| {}).await;
-        let logins = create_agents(&c, agents).await;
+        let logins = support::agents::create(c.sim.base_url(), "soak", agents).await;
         let mut browsers = Vec::new();
         for login in &logins {
             browsers.push(c.signed_in(login).await);

@@ -204,6 +204,10 @@ fn load(config: Option<&std::path::Path>) -> Result<admin_portal::ValidConfig, V
     Config::load(config)?.validate()
 }
 
+/// mimalloc instead of the system allocator (see Cargo.toml); the benchmarks use the same.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+/// The portal binary's allocator, so that benchmarks measure what runs in production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Runs a benchmark's body on a multi-threaded runtime.
 pub fn block_on<F: Future>(body: F) -> F::Output {
     tokio::runtime::Builder::new_multi_thread()
@@ -16,3 +20,9 @@ pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len().max(1) - 1) as f64 * p).round() as usize;
     sorted.get(i).copied().unwrap_or_default().as_secs_f64() * 1000.0
 }
+
+#[allow(dead_code)]
+pub mod agents;
+
+#[allow(dead_code)]
+pub mod load;
