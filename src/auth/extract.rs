@@ -106,7 +106,12 @@ where
         let return_to = (parts.method == Method::GET)
             .then(|| parts.uri.path_and_query().map(|pq| pq.to_string()))
             .flatten();
-        let Some(mut agent) = session::agent(&session).await? else {
+        // `require_session` has read it already on routes behind sign-in: read it once.
+        let loaded = match parts.extensions.remove::<SignedIn>() {
+            Some(SignedIn(agent)) => Some(agent),
+            None => session::agent(&session).await?,
+        };
+        let Some(mut agent) = loaded else {
             return Err(AppError::Unauthenticated { return_to });
         };
         let config = Arc::<SessionConfig>::from_ref(state);
@@ -226,18 +231,23 @@ where
 /// The browser router's backstop (a `route_layer`): a request to a signed-in route without an
 /// agent in its session goes to sign-in before any handler runs, even a handler that forgot to
 /// take an [`Agent`]. Handlers still verify the session fully through their extractor.
+/// The session's agent as `require_session` read it, for the `Agent` extractor.
+#[derive(Clone)]
+struct SignedIn(AgentSession);
+
 pub async fn require_session(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Result<axum::response::Response, AppError> {
     let (mut parts, body) = request.into_parts();
     let session = session_of(&mut parts, &()).await?;
-    if session::agent(&session).await?.is_none() {
+    let Some(agent) = session::agent(&session).await? else {
         let return_to = (parts.method == Method::GET)
             .then(|| parts.uri.path_and_query().map(|pq| pq.to_string()))
             .flatten();
         return Err(AppError::Unauthenticated { return_to });
-    }
+    };
+    parts.extensions.insert(SignedIn(agent));
     Ok(next
         .run(axum::extract::Request::from_parts(parts, body))
         .await)
