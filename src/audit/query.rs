@@ -44,14 +44,38 @@ struct Where {
     backend: Dialect,
     parts: Vec<String>,
     binds: Vec<Bind>,
+    /// Placeholders already used by earlier parts of the same statement (PostgreSQL numbers
+    /// them across the whole statement).
+    offset: usize,
+}
+
+/// How one arm of a query matches the agent filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AgentMatch {
+    /// Subject or login (one condition: fine for scans and exports).
+    Either,
+    Sub,
+    Login,
+}
+
+/// Where a page starts: before this record id, in id or in time order.
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    before: i64,
+    by_time: bool,
 }
 
 impl Where {
     fn new(backend: Dialect) -> Where {
+        Where::after(backend, 0)
+    }
+
+    fn after(backend: Dialect, offset: usize) -> Where {
         Where {
             backend,
             parts: Vec::new(),
             binds: Vec::new(),
+            offset,
         }
     }
 
@@ -59,7 +83,7 @@ impl Where {
         self.binds.push(bind);
         match self.backend {
             Dialect::Sqlite => "?".to_string(),
-            Dialect::Postgres => format!("${}", self.binds.len()),
+            Dialect::Postgres => format!("${}", self.offset + self.binds.len()),
         }
     }
 
@@ -139,12 +163,82 @@ impl ActivityFilter {
     }
 
     fn where_clause(&self, backend: Dialect, before_id: Option<i64>) -> Where {
-        let mut w = Where::new(backend);
+        let cursor = before_id.map(|before| Cursor {
+            before,
+            by_time: false,
+        });
+        self.where_arm(Where::new(backend), cursor, AgentMatch::Either)
+    }
+
+    /// Filters with a selective index of their own (beside the dates).
+    fn has_selective_filter(&self) -> bool {
+        [&self.agent, &self.target, &self.target_id, &self.ticket]
+            .iter()
+            .any(|v| clean(v).is_some())
+    }
+
+    /// Pages bounded by a date, and by nothing more selective, walk the `occurred_at` index
+    /// backwards (newest first, no sort of the whole range); every other page walks ids.
+    fn pages_by_time(&self) -> bool {
+        (clean(&self.from).is_some() || clean(&self.to).is_some()) && !self.has_selective_filter()
+    }
+
+    /// The statement for one page of `limit` records. An agent filter becomes two arms (by
+    /// subject, by login), each walking its own index in order, merged: one `OR` would read
+    /// every record of the agent and sort them.
+    fn page_query(&self, backend: Dialect, before: Option<i64>, limit: i64) -> (String, Vec<Bind>) {
+        let by_time = self.pages_by_time();
+        let cursor = before.map(|before| Cursor { before, by_time });
+        let order = if by_time {
+            "audit_events.occurred_at DESC, audit_events.id DESC"
+        } else {
+            "audit_events.id DESC"
+        };
+        let select = backend.select_records();
+        if clean(&self.agent).is_none() {
+            let w = self.where_arm(Where::new(backend), cursor, AgentMatch::Either);
+            let sql = format!("{select}{} ORDER BY {order} LIMIT {limit}", w.sql());
+            return (sql, w.binds);
+        }
+        let sub = self.where_arm(Where::new(backend), cursor, AgentMatch::Sub);
+        let login = self.where_arm(
+            Where::after(backend, sub.binds.len()),
+            cursor,
+            AgentMatch::Login,
+        );
+        let arm = |w: &Where, name: &str| {
+            format!(
+                "SELECT * FROM ({select}{} ORDER BY {order} LIMIT {limit}) AS {name}",
+                w.sql()
+            )
+        };
+        let merged = if by_time {
+            "occurred_at DESC, id DESC"
+        } else {
+            "id DESC"
+        };
+        let sql = format!(
+            "{} UNION {} ORDER BY {merged} LIMIT {limit}",
+            arm(&sub, "by_sub"),
+            arm(&login, "by_login")
+        );
+        (sql, [sub.binds, login.binds].concat())
+    }
+
+    fn where_arm(&self, mut w: Where, cursor: Option<Cursor>, agent_match: AgentMatch) -> Where {
         if let Some(agent) = clean(&self.agent) {
-            let a = w.placeholder(Bind::Text(agent.clone()));
-            let b = w.placeholder(Bind::Text(agent.to_lowercase()));
-            w.parts
-                .push(format!("(actor_sub = {a} OR LOWER(actor_login) = {b})"));
+            let sub = (agent_match != AgentMatch::Login).then(|| {
+                let a = w.placeholder(Bind::Text(agent.clone()));
+                format!("actor_sub = {a}")
+            });
+            let login = (agent_match != AgentMatch::Sub).then(|| {
+                let b = w.placeholder(Bind::Text(agent.to_lowercase()));
+                format!("LOWER(actor_login) = {b}")
+            });
+            w.parts.push(match (sub, login) {
+                (Some(a), Some(b)) => format!("({a} OR {b})"),
+                (a, b) => a.or(b).unwrap_or_default(),
+            });
         }
         if let Some(target) = clean(&self.target) {
             // An id or a login is matched exactly (indexed); anything else is part of a name.
@@ -192,9 +286,25 @@ impl ActivityFilter {
                 w.parts.push(format!("client_id = {p}"));
             }
         }
-        if let Some(before) = before_id {
-            let p = w.placeholder(Bind::Int(before));
-            w.parts.push(format!("id < {p}"));
+        match cursor {
+            None => {}
+            Some(Cursor {
+                before,
+                by_time: false,
+            }) => {
+                let p = w.placeholder(Bind::Int(before));
+                w.parts.push(format!("id < {p}"));
+            }
+            Some(Cursor {
+                before,
+                by_time: true,
+            }) => {
+                let p = w.placeholder(Bind::Int(before));
+                w.parts.push(format!(
+                    "(audit_events.occurred_at, audit_events.id) < \
+                     (SELECT c.occurred_at, c.id FROM audit_events c WHERE c.id = {p})"
+                ));
+            }
         }
         w
     }
@@ -257,16 +367,9 @@ impl AuditStore {
         limit: i64,
     ) -> anyhow::Result<ActivityPage> {
         let limit = limit.clamp(1, 1000);
-        let dialect = self.dialect();
-        let w = filter.where_clause(dialect, before);
-        let sql = format!(
-            "{}{} ORDER BY id DESC LIMIT {}",
-            dialect.select_records(),
-            w.sql(),
-            limit + 1
-        );
+        let (sql, binds) = filter.page_query(self.dialect(), before, limit + 1);
         let mut records = on_pool!(self.db(), |pool| {
-            bind_all!(sqlx::query_as::<_, AuditRecord>(&sql), &w.binds)
+            bind_all!(sqlx::query_as::<_, AuditRecord>(&sql), &binds)
                 .fetch_all(pool)
                 .await?
         });
@@ -300,33 +403,44 @@ impl AuditStore {
     }
 
     /// The filter as a WHERE clause over `audit_daily`, when it only uses what the rollup
-    /// keeps (a complete date range, action, outcome).
+    /// keeps (days, action, outcome, agent by subject or latest login). `None` (and no
+    /// condition) when it uses anything else.
     fn rollup_where(&self, filter: &ActivityFilter) -> Option<(String, Vec<Bind>)> {
         let only_rollup_fields = ActivityFilter {
             from: None,
             to: None,
             action: None,
             outcome: None,
+            agent: None,
             ..filter.clone()
         }
         .is_empty();
-        let from = clean(&filter.from).filter(|d| day_bounds(d).is_some())?;
-        let to = clean(&filter.to).filter(|d| day_bounds(d).is_some())?;
-        if !only_rollup_fields {
+        if !only_rollup_fields || !filter.problems().is_empty() {
             return None;
         }
         let mut w = Where::new(self.dialect());
-        let a = w.placeholder(Bind::Text(from));
-        let b = w.placeholder(Bind::Text(to));
-        w.parts.push(format!("day >= {a} AND day <= {b}"));
-        if let Some(action) = clean(&filter.action) {
-            let p = w.placeholder(Bind::Text(action));
-            w.parts.push(format!("action = {p}"));
+        if let Some(from) = clean(&filter.from) {
+            let a = w.placeholder(Bind::Text(from));
+            w.parts.push(format!("day >= {a}"));
         }
-        if let Some(outcome) = clean(&filter.outcome) {
-            let p = w.placeholder(Bind::Text(outcome));
-            w.parts.push(format!("outcome = {p}"));
+        if let Some(to) = clean(&filter.to) {
+            let b = w.placeholder(Bind::Text(to));
+            w.parts.push(format!("day <= {b}"));
         }
+        if let Some(agent) = clean(&filter.agent) {
+            let a = w.placeholder(Bind::Text(agent.clone()));
+            let b = w.placeholder(Bind::Text(agent.to_lowercase()));
+            w.parts
+                .push(format!("(actor_sub = {a} OR LOWER(actor_login) = {b})"));
+        }
+        for (column, value) in [("action", &filter.action), ("outcome", &filter.outcome)] {
+            if let Some(v) = clean(value) {
+                let p = w.placeholder(Bind::Text(v));
+                w.parts.push(format!("{column} = {p}"));
+            }
+        }
+        // Always a WHERE, so that callers may add `AND …`.
+        w.parts.push("1 = 1".to_string());
         Some((w.sql(), w.binds))
     }
 
@@ -390,14 +504,15 @@ impl AuditStore {
     }
 
     /// Every filtered record, newest first, as a stream. The rows are read by a task of
-    /// their own and handed over through a small bounded channel, so memory stays constant
-    /// however many rows match, and reading stops soon after the stream is dropped.
+    /// their own and handed over in batches through a small bounded channel, so memory stays
+    /// constant however many rows match, and reading stops soon after the stream is dropped.
     pub fn stream(
         &self,
         filter: &ActivityFilter,
     ) -> impl futures_util::Stream<Item = anyhow::Result<AuditRecord>> + Send + 'static {
         use futures_util::TryStreamExt;
-        let (tx, rx) = tokio::sync::mpsc::channel::<anyhow::Result<AuditRecord>>(256);
+        const BATCH: usize = 256;
+        let (tx, rx) = tokio::sync::mpsc::channel::<anyhow::Result<Vec<AuditRecord>>>(4);
         let dialect = self.dialect();
         let w = filter.where_clause(dialect, None);
         let sql = format!("{}{} ORDER BY id DESC", dialect.select_records(), w.sql());
@@ -407,10 +522,17 @@ impl AuditStore {
                 on_pool!(&db, |pool| {
                     let mut rows =
                         bind_all!(sqlx::query_as::<_, AuditRecord>(&sql), &w.binds).fetch(pool);
+                    let mut batch = Vec::with_capacity(BATCH);
                     while let Some(row) = rows.try_next().await? {
-                        if tx.send(Ok(row)).await.is_err() {
-                            break;
+                        batch.push(row);
+                        if batch.len() == BATCH
+                            && tx.send(Ok(std::mem::take(&mut batch))).await.is_err()
+                        {
+                            return anyhow::Ok(());
                         }
+                    }
+                    if !batch.is_empty() {
+                        let _ = tx.send(Ok(batch)).await;
                     }
                 });
                 anyhow::Ok(())
@@ -419,9 +541,12 @@ impl AuditStore {
                 let _ = tx.send(Err(e)).await;
             }
         });
-        futures_util::stream::unfold(rx, |mut rx| async move {
+        let batches = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
-        })
+        });
+        batches
+            .map_ok(|batch| futures_util::stream::iter(batch.into_iter().map(Ok)))
+            .try_flatten()
     }
 }
 

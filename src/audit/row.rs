@@ -164,9 +164,12 @@ impl RowContent {
     }
 }
 
-/// Rows of the daily rollup: (day, action, outcome, agent sub) → (agent name, count).
-pub(crate) type Rollup =
-    std::collections::BTreeMap<(String, String, String, String), (Option<String>, i64)>;
+/// Rows of the daily rollup: (day, action, outcome, agent sub) → (agent name, agent login,
+/// count).
+pub(crate) type Rollup = std::collections::BTreeMap<
+    (String, String, String, String),
+    (Option<String>, Option<String>, i64),
+>;
 
 pub(crate) fn add_to_rollup(rollup: &mut Rollup, c: &RowContent) {
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
@@ -178,30 +181,35 @@ pub(crate) fn add_to_rollup(rollup: &mut Rollup, c: &RowContent) {
         .or_else(|| c.actor_sub.clone());
     let entry = rollup
         .entry((day, text(&c.action), text(&c.outcome), text(&c.actor_sub)))
-        .or_insert((None, 0));
+        .or_insert((None, None, 0));
     if entry.0.is_none() {
         entry.0 = name;
     }
-    entry.1 += 1;
+    if entry.1.is_none() {
+        entry.1 = c.actor_login.clone();
+    }
+    entry.2 += 1;
 }
 
 /// Adds to the rollup (either backend; number the placeholders with `Dialect::sql`).
-pub(crate) const ROLLUP_UPSERT: &str = "INSERT INTO audit_daily (day, action, outcome, actor_sub, actor_name, count) \
-     VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (day, action, outcome, actor_sub) \
+pub(crate) const ROLLUP_UPSERT: &str = "INSERT INTO audit_daily (day, action, outcome, actor_sub, actor_name, actor_login, count) \
+     VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (day, action, outcome, actor_sub) \
      DO UPDATE SET count = audit_daily.count + excluded.count, \
-     actor_name = COALESCE(excluded.actor_name, audit_daily.actor_name)";
+     actor_name = COALESCE(excluded.actor_name, audit_daily.actor_name), \
+     actor_login = COALESCE(excluded.actor_login, audit_daily.actor_login)";
 
 /// Adds a rollup's counts inside the caller's transaction (either backend: `$sql` is
 /// `ROLLUP_UPSERT` in the backend's dialect).
 macro_rules! write_rollup {
     ($tx:expr, $sql:expr, $rollup:expr) => {
-        for ((day, action, outcome, sub), (name, count)) in $rollup {
+        for ((day, action, outcome, sub), (name, login, count)) in $rollup {
             sqlx::query($sql)
                 .bind(day)
                 .bind(action)
                 .bind(outcome)
                 .bind(sub)
                 .bind(name)
+                .bind(login)
                 .bind(*count)
                 .execute(&mut **$tx)
                 .await?;
