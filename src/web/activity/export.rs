@@ -19,56 +19,67 @@ use crate::web::security;
 
 pub const CSV_HEADER: &str = "id,occurred_at,request_id,action,outcome,actor_sub,actor_login,actor_name,client_id,permission,target_id,target_login,target_name,reason,ticket,detail,okta_request_id,okta_error_code,status_before,status_after,client_ip,user_agent,hash\r\n";
 
-fn csv_field(value: &str) -> String {
-    // A cell starting with = + - @ is run as a formula by spreadsheets: prefix a quote.
-    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{value}")
+/// Appends one CSV cell: RFC 4180 quoting, and a cell starting with = + - @ (run as a
+/// formula by spreadsheets) gets a leading quote. Written into the batch, no allocation.
+fn push_csv_field(out: &mut String, value: &str) {
+    let formula = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let quoted = value.contains([',', '"', '\n', '\r']);
+    if quoted {
+        out.push('"');
+    }
+    if formula {
+        out.push('\'');
+    }
+    if quoted {
+        let mut parts = value.split('"');
+        out.push_str(parts.next().unwrap_or_default());
+        for part in parts {
+            out.push_str("\"\"");
+            out.push_str(part);
+        }
+        out.push('"');
     } else {
-        value.to_string()
-    };
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value
+        out.push_str(value);
     }
 }
 
-pub fn csv_line(r: &AuditRecord) -> String {
-    let opt = |v: &Option<String>| csv_field(v.as_deref().unwrap_or(""));
+pub fn csv_line(r: &AuditRecord, out: &mut String) {
+    use std::fmt::Write;
+    let _ = write!(out, "{}", r.id);
     let fields = [
-        r.id.to_string(),
-        csv_field(&r.occurred_at),
-        csv_field(&r.request_id),
-        csv_field(&r.action),
-        csv_field(&r.outcome),
-        opt(&r.actor_sub),
-        opt(&r.actor_login),
-        opt(&r.actor_name),
-        opt(&r.client_id),
-        opt(&r.permission),
-        opt(&r.target_id),
-        opt(&r.target_login),
-        opt(&r.target_name),
-        opt(&r.reason),
-        opt(&r.ticket),
-        opt(&r.detail),
-        opt(&r.okta_request_id),
-        opt(&r.okta_error_code),
-        opt(&r.status_before),
-        opt(&r.status_after),
-        opt(&r.client_ip),
-        opt(&r.user_agent),
-        csv_field(&r.hash),
+        Some(&r.occurred_at),
+        Some(&r.request_id),
+        Some(&r.action),
+        Some(&r.outcome),
+        r.actor_sub.as_ref(),
+        r.actor_login.as_ref(),
+        r.actor_name.as_ref(),
+        r.client_id.as_ref(),
+        r.permission.as_ref(),
+        r.target_id.as_ref(),
+        r.target_login.as_ref(),
+        r.target_name.as_ref(),
+        r.reason.as_ref(),
+        r.ticket.as_ref(),
+        r.detail.as_ref(),
+        r.okta_request_id.as_ref(),
+        r.okta_error_code.as_ref(),
+        r.status_before.as_ref(),
+        r.status_after.as_ref(),
+        r.client_ip.as_ref(),
+        r.user_agent.as_ref(),
+        Some(&r.hash),
     ];
-    let mut line = fields.join(",");
-    line.push_str("\r\n");
-    line
+    for field in fields {
+        out.push(',');
+        push_csv_field(out, field.map(String::as_str).unwrap_or(""));
+    }
+    out.push_str("\r\n");
 }
 
-pub fn jsonl_line(r: &AuditRecord) -> String {
-    let mut line = serde_json::to_string(r).unwrap_or_else(|_| "{}".to_string());
-    line.push('\n');
-    line
+pub fn jsonl_line(r: &AuditRecord, out: &mut String) {
+    out.push_str(&serde_json::to_string(r).unwrap_or_else(|_| "{}".to_string()));
+    out.push('\n');
 }
 
 #[derive(Clone, Copy)]
@@ -78,7 +89,7 @@ pub enum Format {
 }
 
 impl Format {
-    fn line(self) -> fn(&AuditRecord) -> String {
+    fn line(self) -> fn(&AuditRecord, &mut String) {
         match self {
             Format::Csv => csv_line,
             Format::Jsonl => jsonl_line,
@@ -143,7 +154,7 @@ fn body(
                     return;
                 }
             };
-            batch.push_str(&line(&record));
+            line(&record, &mut batch);
             if batch.len() >= CHUNK {
                 let sent =
                     tokio::time::timeout(SEND_TIMEOUT, tx.send(Ok(std::mem::take(&mut batch))));
@@ -245,6 +256,12 @@ pub async fn export_jsonl(
 mod tests {
     use super::*;
 
+    fn csv_field(value: &str) -> String {
+        let mut out = String::new();
+        push_csv_field(&mut out, value);
+        out
+    }
+
     #[test]
     fn quoting_and_formula_neutralising() {
         assert_eq!(csv_field("plain"), "plain");
@@ -252,6 +269,8 @@ mod tests {
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
         assert_eq!(csv_field("line\nbreak"), "\"line\nbreak\"");
+        assert_eq!(csv_field("-1,\"2\""), "\"'-1,\"\"2\"\"\"");
+        assert_eq!(csv_field(""), "");
         assert_eq!(CSV_HEADER.matches(',').count(), 22);
     }
 }
