@@ -127,6 +127,17 @@ async fn throughput(t: &TestApp) {
             &fresh,
             &ratio(&fresh, &direct, "sim"),
         );
+        let base = t.url("/users?q=af");
+        let fresh_fragment = portal(REQUESTS)
+            .header("hx-request", "true")
+            .run(c, move |n| format!("{base}{n}x{c}"))
+            .await;
+        row(
+            "search fragment (htmx), a new query each",
+            c,
+            &fresh_fragment,
+            &ratio(&fresh_fragment, &direct, "sim"),
+        );
         let detail = portal(REQUESTS).run(c, at(format!("/users/{user}"))).await;
         row(
             "user page (4 Okta calls)",
