@@ -69,14 +69,7 @@ fn main() {
         t.sim().set_rate_limit("GET /api/v1/users", 1_000_000);
         let token = support_token(&t).await;
         let api_url = t.url("/api/v1/users?q=ada&limit=20");
-        let expression = admin_portal::ops::reads::expression("ada", None)
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        let sim_url = format!(
-            "{}/api/v1/users?limit=20&search={}",
-            t.sim.base_url(),
-            helpers::url_encode(&expression)
-        );
+        let sim_url = support::sim_search_url(t.sim.base_url(), "ada");
         let load = |auth: String| {
             Load::new(reqwest::Client::new(), REQUESTS_PER_LEVEL, TIME_LIMIT)
                 .header("authorization", auth)

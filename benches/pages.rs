@@ -58,14 +58,7 @@ async fn throughput(t: &TestApp) {
     let portal =
         |n| Load::new(reqwest::Client::new(), n, TIME_LIMIT).header("cookie", cookie.clone());
     let user = t.plain_active_user();
-    let expression = admin_portal::ops::reads::expression("ada", None)
-        .map(|e| e.to_string())
-        .unwrap_or_default();
-    let sim_url = format!(
-        "{}/api/v1/users?limit=20&search={}",
-        t.sim.base_url(),
-        helpers::url_encode(&expression)
-    );
+    let sim_url = support::sim_search_url(t.sim.base_url(), "ada");
     let sim = Load::new(reqwest::Client::new(), REQUESTS, TIME_LIMIT)
         .header(
             "authorization",

@@ -21,6 +21,17 @@ pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     sorted.get(i).copied().unwrap_or_default().as_secs_f64() * 1000.0
 }
 
+/// The simulator's own search for what the portal sends for `q`: the baseline of the
+/// search benchmarks.
+#[allow(dead_code)]
+pub fn sim_search_url(sim_base: &str, q: &str) -> String {
+    let expression = admin_portal::ops::reads::expression(q, None)
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    let encoded: String = url::form_urlencoded::byte_serialize(expression.as_bytes()).collect();
+    format!("{sim_base}/api/v1/users?limit=20&search={encoded}")
+}
+
 #[allow(dead_code)]
 pub mod agents;
 

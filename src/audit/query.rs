@@ -101,6 +101,30 @@ impl Where {
     }
 }
 
+/// Where the page starts: before the cursor's record, in id or in time order.
+fn push_cursor(w: &mut Where, cursor: Option<Cursor>) {
+    match cursor {
+        None => {}
+        Some(Cursor {
+            before,
+            by_time: false,
+        }) => {
+            let p = w.placeholder(Bind::Int(before));
+            w.parts.push(format!("id < {p}"));
+        }
+        Some(Cursor {
+            before,
+            by_time: true,
+        }) => {
+            let p = w.placeholder(Bind::Int(before));
+            w.parts.push(format!(
+                "(audit_events.occurred_at, audit_events.id) < \
+                 (SELECT c.occurred_at, c.id FROM audit_events c WHERE c.id = {p})"
+            ));
+        }
+    }
+}
+
 fn clean(value: &Option<String>) -> Option<String> {
     value
         .as_deref()
@@ -286,26 +310,7 @@ impl ActivityFilter {
                 w.parts.push(format!("client_id = {p}"));
             }
         }
-        match cursor {
-            None => {}
-            Some(Cursor {
-                before,
-                by_time: false,
-            }) => {
-                let p = w.placeholder(Bind::Int(before));
-                w.parts.push(format!("id < {p}"));
-            }
-            Some(Cursor {
-                before,
-                by_time: true,
-            }) => {
-                let p = w.placeholder(Bind::Int(before));
-                w.parts.push(format!(
-                    "(audit_events.occurred_at, audit_events.id) < \
-                     (SELECT c.occurred_at, c.id FROM audit_events c WHERE c.id = {p})"
-                ));
-            }
-        }
+        push_cursor(&mut w, cursor);
         w
     }
 
