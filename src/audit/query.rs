@@ -579,6 +579,38 @@ mod tests {
     }
 
     #[test]
+    fn pages_walk_the_index_that_matches_the_filter() {
+        let week = ActivityFilter {
+            from: Some("2026-11-01".into()),
+            to: Some("2026-11-07".into()),
+            ..ActivityFilter::default()
+        };
+        let (sql, binds) = week.page_query(Dialect::Sqlite, Some(9), 51);
+        assert!(
+            sql.ends_with("ORDER BY audit_events.occurred_at DESC, audit_events.id DESC LIMIT 51"),
+            "{sql}"
+        );
+        assert!(sql.contains("WHERE c.id = ?") && binds.len() == 3, "{sql}");
+        let agent = ActivityFilter {
+            agent: Some("Ada@Example.com".into()),
+            ..week.clone()
+        };
+        let (sql, binds) = agent.page_query(Dialect::Postgres, Some(9), 51);
+        assert!(
+            sql.contains("actor_sub = $1") && sql.contains("LOWER(actor_login) = $5"),
+            "{sql}"
+        );
+        assert!(sql.contains(" UNION ") && !sql.contains(" OR "), "{sql}");
+        assert!(sql.ends_with("ORDER BY id DESC LIMIT 51"), "{sql}");
+        assert_eq!(binds.len(), 8);
+        let (plain, _) = ActivityFilter::default().page_query(Dialect::Sqlite, None, 51);
+        assert!(
+            plain.ends_with("ORDER BY audit_events.id DESC LIMIT 51"),
+            "{plain}"
+        );
+    }
+
+    #[test]
     fn dates_are_whole_days_and_bad_ones_are_reported() {
         assert_eq!(
             day_bounds("2026-11-29"),
